@@ -1,0 +1,11 @@
+// The chorus program's subcommands: each registers its options on the CLI11 app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace chorus::cli {
+
+// `chorus info`: version, LibTorch, CUDA, CPU ISA and threads.
+void add_info_command(CLI::App& app);
+
+}  // namespace chorus::cli

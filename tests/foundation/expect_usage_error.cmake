@@ -1,0 +1,12 @@
+# Runs PROGRAM with ARGS and checks it exits non-zero with a usage message, not a crash.
+execute_process(COMMAND ${PROGRAM} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "'${ARGS}' exited 0; expected a usage error")
+endif()
+if(NOT rc MATCHES "^[0-9]+$" OR rc GREATER 127)
+  message(FATAL_ERROR "'${ARGS}' did not exit normally (${rc}): a crash, not a usage error")
+endif()
+if(NOT "${out}${err}" MATCHES "Usage:")
+  message(FATAL_ERROR "'${ARGS}' printed no usage message:\n${out}${err}")
+endif()
+message(STATUS "'${ARGS}' -> exit ${rc} with usage")

@@ -13,6 +13,9 @@ set -euo pipefail
 
 TORCH_VERSION=2.11.0
 CMAKE_SPEC="cmake>=3.27,<4.2"
+# Python references that tests and benchmarks compare against (never used by the product).
+REFERENCE_PACKAGES=(numpy packaging "sacrebleu==2.5.1" "rouge-score==0.1.2" "transformers==4.57.1"
+                    "tokenizers" "safetensors" "sentencepiece")
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${CHORUS_VENV:-$HOME/.cache/chorus/venv-torch-$TORCH_VERSION}
 BUILD_DIR=${CHORUS_BUILD_DIR:-$ROOT/build}
@@ -44,21 +47,27 @@ fi
 # 2. Python venv with the pinned LibTorch wheel and a recent cmake, outside the clone.
 venv_ok() {
   [[ -x "$VENV/bin/python" ]] &&
-    "$VENV/bin/python" - "$TORCH_VERSION" <<'PY' 2>/dev/null
+    "$VENV/bin/python" - "$TORCH_VERSION" "$CMAKE_SPEC" "${REFERENCE_PACKAGES[@]}" <<'PY' 2>/dev/null
 import sys, importlib.metadata as md
-from packaging.specifiers import SpecifierSet
+from packaging.requirements import Requirement
+def ok(spec, version=None):
+    req = Requirement(spec)
+    try:
+        installed = md.version(req.name)
+    except md.PackageNotFoundError:
+        return False
+    return installed.split("+")[0] in req.specifier if req.specifier else True
 torch = md.version("torch").split("+")[0]
-cmake = md.version("cmake")
-sys.exit(0 if torch == sys.argv[1] and cmake in SpecifierSet(">=3.27,<4.2") else 1)
+sys.exit(0 if torch == sys.argv[1] and all(ok(s) for s in sys.argv[2:]) else 1)
 PY
 }
 if venv_ok; then
   log "LibTorch $TORCH_VERSION venv present: $VENV"
 else
-  log "creating $VENV with torch==$TORCH_VERSION (about 3 GB on first install)"
-  python3 -m venv "$VENV"
+  log "installing torch==$TORCH_VERSION and the test references into $VENV (about 3 GB on first install)"
+  [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip packaging
-  "$VENV/bin/pip" install -q "torch==$TORCH_VERSION" "$CMAKE_SPEC" numpy packaging
+  "$VENV/bin/pip" install -q "torch==$TORCH_VERSION" "$CMAKE_SPEC" "${REFERENCE_PACKAGES[@]}"
   venv_ok || { echo "setup: the venv at $VENV does not hold torch==$TORCH_VERSION after install" >&2; exit 1; }
 fi
 CMAKE="$VENV/bin/cmake"
@@ -75,6 +84,7 @@ CONFIG_ARGS=(
   -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}"
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX"
   -DCHORUS_CUDA="${CHORUS_CUDA:-AUTO}"
+  -DCHORUS_PYTHON="$VENV/bin/python"
 )
 stamp="$BUILD_DIR/.chorus-configure-args"
 if [[ ! -f "$BUILD_DIR/build.ninja" || "$(cat "$stamp" 2>/dev/null)" != "${CONFIG_ARGS[*]}" ]]; then

@@ -1,0 +1,12 @@
+# Runs PROGRAM with ARGS; expects a non-zero exit (not a crash) and output matching EXPECT.
+execute_process(COMMAND ${PROGRAM} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "'${ARGS}' exited 0; expected an error")
+endif()
+if(NOT rc MATCHES "^[0-9]+$" OR rc GREATER 127)
+  message(FATAL_ERROR "'${ARGS}' did not exit normally (${rc}): a crash, not an error")
+endif()
+if(NOT "${out}${err}" MATCHES "${EXPECT}")
+  message(FATAL_ERROR "'${ARGS}' output does not match '${EXPECT}':\n${out}${err}")
+endif()
+message(STATUS "'${ARGS}' -> exit ${rc}: ${err}")

@@ -1,0 +1,108 @@
+// The CPU attention dispatcher: checks the parameters, picks the ISA build, owns the buffers and
+// spreads blocks over the caller's thread pool.
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/attention.h"
+#include "kernels/cpu/attention_cpu_isa.h"
+#include "kernels/cpu/cpu_isa.h"
+
+namespace chorus::kernels {
+namespace {
+
+using cpu::IsaKernels;
+
+const IsaKernels& kernels_for(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::kAvx512:
+      return cpu::avx512_kernels();
+    case CpuIsa::kAvx2:
+      return cpu::avx2_kernels();
+    case CpuIsa::kGeneric:
+      break;
+  }
+  return cpu::generic_kernels();
+}
+
+void run(const AttentionParams& p, int64_t n, const std::function<void(int64_t, int64_t)>& body) {
+  if (n <= 0) return;
+  if (p.parallel_for) {
+    p.parallel_for(n, body);
+  } else {
+    body(0, n);
+  }
+}
+
+// Grows a per-thread buffer and returns it; buffers are kept for the next call, so steady-state
+// calls neither allocate nor fault pages in.
+float* thread_buffer(std::vector<float>& buffer, int64_t floats) {
+  if (static_cast<int64_t>(buffer.size()) < floats) buffer.resize(static_cast<size_t>(floats));
+  return buffer.data();
+}
+
+void check_params(const AttentionParams& p) {
+  CHORUS_CHECK(p.batch >= 0 && p.heads >= 0 && p.nq >= 0 && p.nk >= 0 && p.d >= 0 && p.dv >= 0,
+               "attention: sizes must be non-negative, got B=", p.batch, " H=", p.heads,
+               " Nq=", p.nq, " Nk=", p.nk, " D=", p.d, " Dv=", p.dv);
+  CHORUS_CHECK(p.q.data != nullptr && p.k.data != nullptr && p.v.data != nullptr,
+               "attention: q, k and v need data pointers");
+  const AttentionMask& m = p.mask;
+  const bool any_group = m.query_groups != nullptr || m.key_groups != nullptr ||
+                         m.group_visibility != nullptr;
+  CHORUS_CHECK(!any_group || (m.query_groups != nullptr && m.key_groups != nullptr &&
+                              m.group_visibility != nullptr && m.num_groups > 0),
+               "attention: a group mask needs query_groups, key_groups and a [G, G] visibility "
+               "matrix with G > 0");
+}
+
+}  // namespace
+
+void attention_forward_cpu(const AttentionParams& p, const AttentionForwardOutputs& out) {
+  check_params(p);
+  CHORUS_CHECK(out.out.data != nullptr && out.logsumexp != nullptr,
+               "attention forward: out and logsumexp need data pointers");
+  const int64_t heads = p.batch * p.heads;
+  if (heads == 0 || p.nq == 0) return;
+  const IsaKernels& kernels = kernels_for(active_cpu_isa());
+  const cpu::PackedDims dims = cpu::packed_dims(p);
+  const int64_t kt_floats = cpu::forward_kt_floats(p, dims);
+  const int64_t v_floats = cpu::forward_v_floats(dims);
+  thread_local std::vector<float> packed_buffer;
+  float* packed = thread_buffer(packed_buffer, heads * (kt_floats + v_floats));
+  run(p, heads, [&](int64_t begin, int64_t end) {
+    for (int64_t bh = begin; bh < end; ++bh) {
+      kernels.pack_kv(p, bh, packed + bh * kt_floats, packed + heads * kt_floats + bh * v_floats);
+    }
+  });
+  const int64_t query_blocks = (p.nq + cpu::kBlockQ - 1) / cpu::kBlockQ;
+  const int64_t scratch_floats = cpu::forward_scratch_floats(p, dims);
+  // Consecutive tasks share a head, so a thread's tasks reuse the same packed K and V.
+  run(p, heads * query_blocks, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scratch_buffer;
+    float* scratch = thread_buffer(scratch_buffer, scratch_floats);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t bh = task / query_blocks;
+      kernels.forward_block(p, out, bh, (task % query_blocks) * cpu::kBlockQ,
+                            packed + bh * kt_floats, packed + heads * kt_floats + bh * v_floats,
+                            scratch);
+    }
+  });
+}
+
+void attention_backward_cpu(const AttentionParams& p, const AttentionBackwardArgs& args) {
+  check_params(p);
+  CHORUS_CHECK(args.out.data != nullptr && args.dout.data != nullptr && args.logsumexp != nullptr &&
+                   args.dq.data != nullptr && args.dk.data != nullptr && args.dv.data != nullptr,
+               "attention backward: out, dout, logsumexp, dq, dk and dv need data pointers");
+  const int64_t heads = p.batch * p.heads;
+  if (heads == 0) return;
+  const IsaKernels& kernels = kernels_for(active_cpu_isa());
+  const int64_t scratch_floats = cpu::backward_scratch_floats(p, cpu::packed_dims(p));
+  run(p, heads, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scratch_buffer;
+    float* scratch = thread_buffer(scratch_buffer, scratch_floats);
+    for (int64_t bh = begin; bh < end; ++bh) kernels.backward_head(p, args, bh, scratch);
+  });
+}
+
+}  // namespace chorus::kernels

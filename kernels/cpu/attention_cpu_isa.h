@@ -1,0 +1,60 @@
+// Internal interface between the CPU attention dispatcher and its per-ISA kernel builds.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/attention.h"
+
+namespace chorus::kernels::cpu {
+
+// Tiling shared by every ISA build. Query blocks of 64 rows keep the score tile (64 x 128 fp32,
+// 32 KiB) and the output accumulator in L1/L2 while 128-key blocks amortise the row-wise
+// softmax bookkeeping; every padded extent is a multiple of 16 lanes (the widest vector).
+constexpr int64_t kBlockQ = 64;
+constexpr int64_t kBlockK = 128;
+constexpr int64_t kPad = 16;
+
+// Helpers here are static so that the per-ISA builds, which include this header, keep their own
+// copies (see element_io.h).
+static inline int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+// Padded extents of one attention call.
+struct PackedDims {
+  int64_t nk_pad, d_pad, dv_pad;
+};
+static inline PackedDims packed_dims(const AttentionParams& p) {
+  return {round_up(p.nk, kPad), round_up(p.d, kPad), round_up(p.dv, kPad)};
+}
+
+// Packed K^T [D x nk_pad] and V [nk_pad x dv_pad] of one head, for the forward.
+static inline int64_t forward_kt_floats(const AttentionParams& p, const PackedDims& s) { return p.d * s.nk_pad; }
+static inline int64_t forward_v_floats(const PackedDims& s) { return s.nk_pad * s.dv_pad; }
+static inline int64_t forward_scratch_floats(const AttentionParams& p, const PackedDims& s) {
+  return kBlockQ * p.d + kBlockQ * kBlockK + kBlockQ * s.dv_pad + 2 * kBlockQ;
+}
+static inline int64_t backward_scratch_floats(const AttentionParams& p, const PackedDims& s) {
+  return p.d * s.nk_pad + s.nk_pad * s.d_pad + p.dv * s.nk_pad  // K^T, K, V^T
+         + p.nq * s.d_pad + p.nq * s.dv_pad + 2 * p.nq          // Q, dO, D_i, lse
+         + p.nq * s.d_pad                                       // dQ accumulator
+         + kBlockK * s.d_pad + kBlockK * s.dv_pad               // dK, dV accumulators
+         + 2 * kBlockQ * kBlockK + 2 * kBlockK * kBlockQ;       // S/P, dP/dS and their transposes
+}
+
+// The kernels one ISA build provides.
+struct IsaKernels {
+  // Packs head bh's K^T and V (fp32, zero padded) for forward_block.
+  void (*pack_kv)(const AttentionParams& p, int64_t bh, float* kt, float* v);
+  // One block of kBlockQ queries of head bh starting at query q0.
+  void (*forward_block)(const AttentionParams& p, const AttentionForwardOutputs& out, int64_t bh,
+                        int64_t q0, const float* kt, const float* v, float* scratch);
+  // Every gradient of head bh.
+  void (*backward_head)(const AttentionParams& p, const AttentionBackwardArgs& args, int64_t bh,
+                        float* scratch);
+};
+
+const IsaKernels& avx512_kernels();
+const IsaKernels& avx2_kernels();
+const IsaKernels& generic_kernels();
+
+}  // namespace chorus::kernels::cpu

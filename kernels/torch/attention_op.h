@@ -1,0 +1,42 @@
+// The chorus::attention LibTorch op: softmax(Q K^T * scale + mask) V with autograd.
+#pragma once
+
+#include <torch/types.h>
+
+#include <optional>
+
+namespace chorus {
+
+struct AttentionOptions {
+  std::optional<double> scale;     // default 1/sqrt(D); T5 passes 1.0
+  bool causal = false;             // bottom-right aligned when Nq != Nk: query i sees keys j <= i + (Nk - Nq)
+  torch::Tensor key_lengths;       // optional int64 [B]: keys j >= key_lengths[b] are masked
+  torch::Tensor query_groups;      // optional int64 [B, Nq] or [Nq]: group (agent) id per query
+  torch::Tensor key_groups;        // optional int64 [B, Nk] or [Nk]: group id per key
+  torch::Tensor group_visibility;  // bool [G, G]: query group g may see key group h iff [g][h]
+  torch::Tensor bias;              // optional float additive bias with shape [B|1, H|1, Nq, Nk]; differentiable (gradient reduced over broadcast dims)
+  bool return_probabilities = false;  // also return the [B,H,Nq,Nk] probabilities (visualisation only, no gradient)
+};
+
+struct AttentionOutput {
+  torch::Tensor output;         // [B, H, Nq, Dv], dtype of q
+  torch::Tensor logsumexp;      // [B, H, Nq], float32 (-inf for fully masked rows)
+  torch::Tensor probabilities;  // undefined unless requested
+};
+
+// Differentiable w.r.t. q, k, v and bias. Fully masked rows give zeros (output and gradients), never NaN.
+// q [B,H,Nq,D], k [B,H,Nk,D], v [B,H,Nk,Dv], any strides, float32 or bfloat16. Bad shapes, dtypes or
+// masks throw chorus::Error naming the argument, its shape and the expected one.
+AttentionOutput attention_forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  const AttentionOptions& options = {});
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const AttentionOptions& options = {});
+
+// Which kernels run on the CPU: the tiled fast path (default) or the naive double-precision
+// reference (for tests and comparisons). Both go through the same checks and autograd.
+enum class AttentionCpuKernel { kFast, kReference };
+AttentionOutput attention_forward_with(AttentionCpuKernel kernel, const torch::Tensor& q,
+                                       const torch::Tensor& k, const torch::Tensor& v,
+                                       const AttentionOptions& options = {});
+
+}  // namespace chorus

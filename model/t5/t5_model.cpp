@@ -1,0 +1,203 @@
+// The T5 family (v1.0, v1.1, flan-t5, mT5) on the chorus::attention op.
+#include "model/t5/t5_model.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "model/seq2seq_layers.h"
+#include "model/t5/t5_relative_position.h"
+
+namespace chorus::model {
+namespace {
+
+struct T5Attention {
+  torch::Tensor q, k, v, o;  // [H*D, d] x3, [d, H*D]
+};
+
+struct T5FeedForward {
+  torch::Tensor wi, wi_0, wi_1, wo;  // wi (plain) or wi_0/wi_1 (gated)
+};
+
+struct T5Block {
+  T5Attention self_attention;
+  torch::Tensor self_norm;
+  T5Attention cross_attention;  // decoder only
+  torch::Tensor cross_norm;
+  T5FeedForward feed_forward;
+  torch::Tensor feed_forward_norm;
+};
+
+class T5Model final : public Seq2SeqModel {
+ public:
+  T5Model(const Seq2SeqConfig& config, const WeightMap& weights, torch::Dtype dtype) : Seq2SeqModel(config) {
+    WeightLoader loader(weights, dtype);
+    const auto& c = this->config();
+    const int64_t inner = c.encoder_heads * c.head_dim;
+    auto take = [&](const std::string& name, at::IntArrayRef shape) { return add_weight(name, loader.take(name, shape)); };
+    shared_ = take("shared.weight", {c.vocab_size, c.d_model});
+    auto attention = [&](const std::string& prefix) {
+      return T5Attention{take(prefix + ".q.weight", {inner, c.d_model}), take(prefix + ".k.weight", {inner, c.d_model}),
+                         take(prefix + ".v.weight", {inner, c.d_model}), take(prefix + ".o.weight", {c.d_model, inner})};
+    };
+    auto feed_forward = [&](const std::string& prefix) {
+      T5FeedForward ff;
+      if (c.gated_ffn) {
+        ff.wi_0 = take(prefix + ".wi_0.weight", {c.encoder_ffn_dim, c.d_model});
+        ff.wi_1 = take(prefix + ".wi_1.weight", {c.encoder_ffn_dim, c.d_model});
+      } else {
+        ff.wi = take(prefix + ".wi.weight", {c.encoder_ffn_dim, c.d_model});
+      }
+      ff.wo = take(prefix + ".wo.weight", {c.d_model, c.encoder_ffn_dim});
+      return ff;
+    };
+    for (int64_t i = 0; i < c.encoder_layers; ++i) {
+      const auto p = "encoder.block." + std::to_string(i) + ".layer.";
+      T5Block b;
+      b.self_attention = attention(p + "0.SelfAttention");
+      b.self_norm = take(p + "0.layer_norm.weight", {c.d_model});
+      b.feed_forward = feed_forward(p + "1.DenseReluDense");
+      b.feed_forward_norm = take(p + "1.layer_norm.weight", {c.d_model});
+      encoder_.push_back(std::move(b));
+    }
+    encoder_position_bias_ = take("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                                  {c.relative_attention_num_buckets, c.encoder_heads});
+    encoder_final_norm_ = take("encoder.final_layer_norm.weight", {c.d_model});
+    for (int64_t i = 0; i < c.decoder_layers; ++i) {
+      const auto p = "decoder.block." + std::to_string(i) + ".layer.";
+      T5Block b;
+      b.self_attention = attention(p + "0.SelfAttention");
+      b.self_norm = take(p + "0.layer_norm.weight", {c.d_model});
+      b.cross_attention = attention(p + "1.EncDecAttention");
+      b.cross_norm = take(p + "1.layer_norm.weight", {c.d_model});
+      b.feed_forward = feed_forward(p + "2.DenseReluDense");
+      b.feed_forward_norm = take(p + "2.layer_norm.weight", {c.d_model});
+      decoder_.push_back(std::move(b));
+    }
+    decoder_position_bias_ = take("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                                  {c.relative_attention_num_buckets, c.decoder_heads});
+    decoder_final_norm_ = take("decoder.final_layer_norm.weight", {c.d_model});
+    lm_head_ = c.tie_word_embeddings ? shared_ : take("lm_head.weight", {c.vocab_size, c.d_model});
+    // Copies of the shared embedding some writers keep; an unused cross-attention
+    // bias table that old checkpoints carry (the reference ignores it too).
+    std::vector<std::string> ignorable = {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight",
+                                          "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"};
+    if (c.tie_word_embeddings) ignorable.push_back("lm_head.weight");
+    loader.finish(ignorable);
+  }
+
+  EncoderOutput encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                       bool output_hidden_states) const override {
+    const auto& c = config();
+    check_token_ids(input_ids, c.vocab_size, "input_ids");
+    EncoderOutput out;
+    out.attention_mask = normalise_attention_mask(attention_mask, input_ids);
+    const int64_t length = input_ids.size(1);
+    const auto padding = key_padding_from_mask(out.attention_mask, length, shared_.scalar_type());
+    const auto bias = relative_position_bias(encoder_position_bias_, 0, length, length, /*bidirectional=*/true,
+                                             c.relative_attention_max_distance);
+    auto x = torch::embedding(shared_, input_ids);
+    for (size_t i = 0; i < encoder_.size(); ++i) {
+      if (output_hidden_states) out.hidden_states.push_back(x);
+      const auto& b = encoder_[i];
+      auto h = rms_norm(x, b.self_norm, c.layer_norm_epsilon);
+      auto q = split_heads(torch::linear(h, b.self_attention.q), c.encoder_heads, c.head_dim);
+      auto k = split_heads(torch::linear(h, b.self_attention.k), c.encoder_heads, c.head_dim);
+      auto v = split_heads(torch::linear(h, b.self_attention.v), c.encoder_heads, c.head_dim);
+      auto a = attend(q, k, v, AttentionCall{1.0, false, bias, &padding});
+      x = x + torch::linear(merge_heads(a), b.self_attention.o);
+      x = x + feed_forward(b, rms_norm(x, b.feed_forward_norm, c.layer_norm_epsilon));
+    }
+    x = rms_norm(x, encoder_final_norm_, c.layer_norm_epsilon);
+    if (output_hidden_states) out.hidden_states.push_back(x);
+    out.last_hidden_state = x;
+    return out;
+  }
+
+  DecoderCache start_decoding(const EncoderOutput& encoder) const override {
+    const auto& c = config();
+    CHORUS_CHECK(encoder.last_hidden_state.defined() && encoder.last_hidden_state.dim() == 3 &&
+                     encoder.last_hidden_state.size(2) == c.d_model,
+                 "start_decoding: the encoder output must be [batch, length, ", c.d_model, "]");
+    DecoderCache cache;
+    const auto& memory = encoder.last_hidden_state;
+    cache.encoder_padding = key_padding_from_mask(encoder.attention_mask, memory.size(1), memory.scalar_type());
+    for (const auto& b : decoder_) {
+      DecoderLayerCache layer;
+      layer.cross_keys = split_heads(torch::linear(memory, b.cross_attention.k), c.decoder_heads, c.head_dim);
+      layer.cross_values = split_heads(torch::linear(memory, b.cross_attention.v), c.decoder_heads, c.head_dim);
+      cache.layers.push_back(std::move(layer));
+    }
+    return cache;
+  }
+
+  DecoderOutput decode_step(const torch::Tensor& decoder_input_ids, DecoderCache& cache,
+                            bool output_hidden_states) const override {
+    const auto& c = config();
+    check_token_ids(decoder_input_ids, c.vocab_size, "decoder_input_ids");
+    CHORUS_CHECK(cache.layers.size() == decoder_.size() && decoder_input_ids.size(0) == cache.batch_size(),
+                 "decode_step: decoder_input_ids has batch ", decoder_input_ids.size(0),
+                 " but the cache was started for batch ", cache.batch_size());
+    DecoderOutput out;
+    const int64_t past = cache.length();
+    const int64_t n = decoder_input_ids.size(1);
+    const auto bias = relative_position_bias(decoder_position_bias_, past, n, past + n, /*bidirectional=*/false,
+                                             c.relative_attention_max_distance);
+    auto x = torch::embedding(shared_, decoder_input_ids);
+    for (size_t i = 0; i < decoder_.size(); ++i) {
+      if (output_hidden_states) out.hidden_states.push_back(x);
+      const auto& b = decoder_[i];
+      auto h = rms_norm(x, b.self_norm, c.layer_norm_epsilon);
+      auto q = split_heads(torch::linear(h, b.self_attention.q), c.decoder_heads, c.head_dim);
+      auto k = split_heads(torch::linear(h, b.self_attention.k), c.decoder_heads, c.head_dim);
+      auto v = split_heads(torch::linear(h, b.self_attention.v), c.decoder_heads, c.head_dim);
+      auto [keys, values] = cache.append_self(i, k, v);
+      auto a = attend(q, keys, values, AttentionCall{1.0, true, bias, nullptr});
+      x = x + torch::linear(merge_heads(a), b.self_attention.o);
+
+      h = rms_norm(x, b.cross_norm, c.layer_norm_epsilon);
+      q = split_heads(torch::linear(h, b.cross_attention.q), c.decoder_heads, c.head_dim);
+      const auto& layer = cache.layers[i];
+      a = attend(q, layer.cross_keys, layer.cross_values, AttentionCall{1.0, false, {}, &cache.encoder_padding});
+      x = x + torch::linear(merge_heads(a), b.cross_attention.o);
+      x = x + feed_forward(b, rms_norm(x, b.feed_forward_norm, c.layer_norm_epsilon));
+    }
+    cache.advance(n);
+    x = rms_norm(x, decoder_final_norm_, c.layer_norm_epsilon);
+    if (output_hidden_states) out.hidden_states.push_back(x);
+    // Mesh TensorFlow's rescale when the LM head is the embedding matrix.
+    if (c.tie_word_embeddings) x = x * std::pow(static_cast<double>(c.d_model), -0.5);
+    out.logits = torch::linear(x, lm_head_);
+    return out;
+  }
+
+  torch::Tensor token_embedding() const override { return shared_; }
+
+ private:
+  torch::Tensor feed_forward(const T5Block& b, const torch::Tensor& h) const {
+    const auto& ff = b.feed_forward;
+    const auto& activation = config().activation;
+    if (config().gated_ffn) {
+      return torch::linear(activate(torch::linear(h, ff.wi_0), activation) * torch::linear(h, ff.wi_1), ff.wo);
+    }
+    return torch::linear(activate(torch::linear(h, ff.wi), activation), ff.wo);
+  }
+
+  torch::Tensor shared_, lm_head_;
+  std::vector<T5Block> encoder_, decoder_;
+  torch::Tensor encoder_position_bias_, decoder_position_bias_;
+  torch::Tensor encoder_final_norm_, decoder_final_norm_;
+};
+
+}  // namespace
+
+std::shared_ptr<Seq2SeqModel> make_t5_model(const Seq2SeqConfig& config, const WeightMap& weights,
+                                            torch::Dtype dtype) {
+  CHORUS_CHECK(config.family == ModelFamily::t5, "make_t5_model: the config is of family ", to_string(config.family));
+  return std::make_shared<T5Model>(config, weights, dtype);
+}
+
+}  // namespace chorus::model

@@ -1,0 +1,149 @@
+"""Builds tiny random-weight T5, T5 v1.1 and BART models offline and dumps what the
+Hugging Face reference computes with them, for the C++ parity tests.
+
+    make_reference.py OUTDIR
+
+For each model OUTDIR/<name>/ holds the saved model (config.json,
+generation_config.json, model.safetensors), reference.safetensors (inputs,
+logits, encoder/decoder hidden states, generated sequences) and cases.json
+(the generation cases and their options). OUTDIR/manifest.json lists the models.
+"""
+import json
+import os
+import sys
+
+import torch
+from safetensors.torch import save_file
+from transformers import BartConfig, BartForConditionalGeneration, T5Config, T5ForConditionalGeneration
+from transformers.utils import logging
+
+logging.set_verbosity_error()
+torch.set_num_threads(1)
+
+VOCAB = 64
+
+# Each model: a config exercising one corner (odd heads, d_kv != d_model / heads,
+# few relative buckets / a short max_distance against longer inputs, v1.1
+# gating, BART's embedding scale, unequal encoder/decoder heads, forced BOS).
+MODELS = {
+    "t5_v1_0": lambda: T5ForConditionalGeneration(T5Config(
+        vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_decoder_layers=2, num_heads=4,
+        relative_attention_num_buckets=32, relative_attention_max_distance=128, feed_forward_proj="relu",
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, dropout_rate=0.0)),
+    "t5_odd_heads_short_buckets": lambda: T5ForConditionalGeneration(T5Config(
+        vocab_size=VOCAB, d_model=20, d_kv=7, d_ff=36, num_layers=3, num_decoder_layers=2, num_heads=3,
+        relative_attention_num_buckets=6, relative_attention_max_distance=5, feed_forward_proj="relu",
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, dropout_rate=0.0)),
+    "t5_v1_1": lambda: T5ForConditionalGeneration(T5Config(
+        vocab_size=VOCAB, d_model=24, d_kv=6, d_ff=40, num_layers=2, num_decoder_layers=2, num_heads=5,
+        relative_attention_num_buckets=8, relative_attention_max_distance=20, feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, dropout_rate=0.0)),
+    "bart": lambda: BartForConditionalGeneration(BartConfig(
+        vocab_size=VOCAB, d_model=24, encoder_layers=2, decoder_layers=2, encoder_attention_heads=3,
+        decoder_attention_heads=2, encoder_ffn_dim=40, decoder_ffn_dim=28, max_position_embeddings=48,
+        scale_embedding=True, activation_function="gelu", dropout=0.0, attention_dropout=0.0,
+        activation_dropout=0.0, init_std=0.25)),
+    "bart_forced_bos_relu": lambda: BartForConditionalGeneration(BartConfig(
+        vocab_size=VOCAB, d_model=16, encoder_layers=1, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=48,
+        scale_embedding=False, activation_function="relu", forced_bos_token_id=0, tie_word_embeddings=False,
+        dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, init_std=0.25)),
+}
+
+# Generation cases: the options passed to generate() on top of the model's own defaults.
+CASES = [
+    {"name": "greedy", "options": {"max_new_tokens": 14}, "hidden_states": True},
+    {"name": "greedy_min_new_no_repeat", "options": {"max_new_tokens": 12, "min_new_tokens": 6,
+                                                     "no_repeat_ngram_size": 2}},
+    {"name": "beam3", "options": {"max_new_tokens": 12, "num_beams": 3, "num_return_sequences": 2}},
+    {"name": "beam4_full_lp2", "options": {"max_new_tokens": 10, "num_beams": 4, "length_penalty": 2.0,
+                                           "early_stopping": True}},
+    {"name": "beam2_never_lp05", "options": {"max_new_tokens": 9, "num_beams": 2, "length_penalty": 0.5,
+                                             "early_stopping": "never", "min_length": 4}},
+    {"name": "sample", "options": {"max_new_tokens": 12, "do_sample": True, "temperature": 0.8, "top_k": 20,
+                                   "top_p": 0.9}, "seed": 1234},
+]
+
+
+def make_inputs(generator, eos, pad, bos, holes):
+    """Three right-padded inputs of lengths 19, 13 and 6 (the longest beyond the short max_distance)."""
+    lengths = [19, 13, 6]
+    ids = torch.full((3, max(lengths)), pad, dtype=torch.long)
+    mask = torch.zeros((3, max(lengths)), dtype=torch.long)
+    for row, n in enumerate(lengths):
+        body = torch.randint(3, VOCAB, (n,), generator=generator)
+        if bos is not None:
+            body[0] = bos
+        body[-1] = eos
+        ids[row, :n] = body
+        mask[row, :n] = 1
+    if holes:
+        # A mask that is not a prefix (exercises padding folded into the additive bias).
+        mask[0, 3] = 0
+        mask[1, 0] = 0
+    return ids, mask
+
+
+def boost_eos(model, eos, family):
+    """Random models rarely emit EOS; make it likely enough that beams end at varied lengths."""
+    with torch.no_grad():
+        if family == "bart":
+            model.final_logits_bias[0, eos] += 1.0
+        elif not model.config.tie_word_embeddings:
+            model.lm_head.weight[eos] *= 2.5
+        else:
+            model.shared.weight[eos] *= 3.0
+
+
+def main(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    manifest = []
+    for index, (name, build) in enumerate(MODELS.items()):
+        torch.manual_seed(1000 + index)
+        model = build().eval()
+        family = "bart" if "bart" in name else "t5"
+        cfg = model.config
+        boost_eos(model, cfg.eos_token_id, family)
+        folder = os.path.join(out_dir, name)
+        model.save_pretrained(folder, safe_serialization=True)
+
+        generator = torch.Generator().manual_seed(7 + index)
+        ids, mask = make_inputs(generator, cfg.eos_token_id, cfg.pad_token_id,
+                                cfg.bos_token_id if family == "bart" else None, holes=(index == 1))
+        decoder_ids = torch.randint(3, VOCAB, (3, 7), generator=generator)
+        decoder_ids[:, 0] = cfg.decoder_start_token_id
+        tensors = {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": decoder_ids}
+        with torch.no_grad():
+            out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids, output_hidden_states=True)
+        tensors["logits"] = out.logits
+        for i, h in enumerate(out.encoder_hidden_states):
+            tensors[f"encoder_hidden_states.{i}"] = h
+        for i, h in enumerate(out.decoder_hidden_states):
+            tensors[f"decoder_hidden_states.{i}"] = h
+
+        # Holes in the mask are for the forward pass only; generation uses right padding.
+        gen_mask = (ids != cfg.pad_token_id).long() if index == 1 else mask
+        tensors["generation_attention_mask"] = gen_mask
+        for case in CASES:
+            if "seed" in case:
+                torch.manual_seed(case["seed"])
+            with torch.no_grad():
+                result = model.generate(input_ids=ids, attention_mask=gen_mask, return_dict_in_generate=True,
+                                        output_scores=True, output_hidden_states=case.get("hidden_states", False),
+                                        **case["options"])
+            tensors[f"{case['name']}.sequences"] = result.sequences
+            if getattr(result, "sequences_scores", None) is not None:
+                tensors[f"{case['name']}.sequence_scores"] = result.sequences_scores
+            if case.get("hidden_states"):
+                for step, layers in enumerate(result.decoder_hidden_states):
+                    tensors[f"{case['name']}.hidden.{step}"] = layers[-1]
+        save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, os.path.join(folder, "reference.safetensors"))
+        with open(os.path.join(folder, "cases.json"), "w") as f:
+            json.dump(CASES, f, indent=1)
+        manifest.append({"name": name, "family": family})
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

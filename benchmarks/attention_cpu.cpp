@@ -125,7 +125,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
       if (run.run_type != Run::RT_Iteration || run.error_occurred) continue;
       const auto it = run.counters.find("FLOP/s");
       if (it == run.counters.end()) continue;
-      rates_[run.benchmark_name()] = it->second.value;
+      rates_[run.run_name.function_name] = it->second.value;
     }
     ConsoleReporter::ReportRuns(runs);
   }

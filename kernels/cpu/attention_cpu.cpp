@@ -65,26 +65,54 @@ void attention_forward_cpu(const AttentionParams& p, const AttentionForwardOutpu
   if (heads == 0 || p.nq == 0) return;
   const IsaKernels& kernels = kernels_for(active_cpu_isa());
   const cpu::PackedDims dims = cpu::packed_dims(p);
-  const int64_t kt_floats = cpu::forward_kt_floats(p, dims);
-  const int64_t v_floats = cpu::forward_v_floats(dims);
+  // fp32 K is read in place whatever its strides; fp32 V too when its rows hold dv_pad floats
+  // contiguously. Anything else is converted into per-head fp32 copies first.
+  const bool fp32 = p.dtype == ElementType::kFloat32;
+  const bool direct_k = fp32;
+  const bool direct_v = fp32 && p.v.strides[3] == 1 && p.dv == dims.dv_pad;
+  const int64_t k_floats = direct_k ? 0 : cpu::forward_k_floats(p);
+  const int64_t v_floats = direct_v ? 0 : cpu::forward_v_floats(p, dims);
   thread_local std::vector<float> packed_buffer;
-  float* packed = thread_buffer(packed_buffer, heads * (kt_floats + v_floats));
-  run(p, heads, [&](int64_t begin, int64_t end) {
-    for (int64_t bh = begin; bh < end; ++bh) {
-      kernels.pack_kv(p, bh, packed + bh * kt_floats, packed + heads * kt_floats + bh * v_floats);
+  float* packed = thread_buffer(packed_buffer, heads * (k_floats + v_floats));
+  if (!direct_k || !direct_v) {
+    run(p, heads, [&](int64_t begin, int64_t end) {
+      for (int64_t bh = begin; bh < end; ++bh) {
+        float* own = packed + bh * (k_floats + v_floats);
+        kernels.pack_kv(p, bh, direct_k ? nullptr : own, direct_v ? nullptr : own + k_floats);
+      }
+    });
+  }
+  auto source = [&](int64_t bh) {
+    const int64_t b = bh / p.heads, h = bh % p.heads;
+    cpu::KeyValueSource kv{};
+    const float* own = packed + bh * (k_floats + v_floats);
+    if (direct_k) {
+      kv.k = static_cast<const float*>(p.k.data) + b * p.k.strides[0] + h * p.k.strides[1];
+      kv.k_row = p.k.strides[2];
+      kv.k_col = p.k.strides[3];
+    } else {
+      kv.k = own;
+      kv.k_row = p.d;
+      kv.k_col = 1;
     }
-  });
+    if (direct_v) {
+      kv.v = static_cast<const float*>(p.v.data) + b * p.v.strides[0] + h * p.v.strides[1];
+      kv.v_row = p.v.strides[2];
+    } else {
+      kv.v = own + k_floats;
+      kv.v_row = dims.dv_pad;
+    }
+    return kv;
+  };
   const int64_t query_blocks = (p.nq + cpu::kBlockQ - 1) / cpu::kBlockQ;
   const int64_t scratch_floats = cpu::forward_scratch_floats(p, dims);
-  // Consecutive tasks share a head, so a thread's tasks reuse the same packed K and V.
+  // Consecutive tasks share a head, so a thread's tasks reuse the same keys and values in cache.
   run(p, heads * query_blocks, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scratch_buffer;
     float* scratch = thread_buffer(scratch_buffer, scratch_floats);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t bh = task / query_blocks;
-      kernels.forward_block(p, out, bh, (task % query_blocks) * cpu::kBlockQ,
-                            packed + bh * kt_floats, packed + heads * kt_floats + bh * v_floats,
-                            scratch);
+      kernels.forward_block(p, out, bh, (task % query_blocks) * cpu::kBlockQ, source(bh), scratch);
     }
   });
 }

@@ -27,27 +27,39 @@ static inline PackedDims packed_dims(const AttentionParams& p) {
   return {round_up(p.nk, kPad), round_up(p.d, kPad), round_up(p.dv, kPad)};
 }
 
-// Packed K^T [D x nk_pad] and V [nk_pad x dv_pad] of one head, for the forward.
-static inline int64_t forward_kt_floats(const AttentionParams& p, const PackedDims& s) { return p.d * s.nk_pad; }
-static inline int64_t forward_v_floats(const PackedDims& s) { return s.nk_pad * s.dv_pad; }
+// Packed fp32 K [nk x D] and V [nk x dv_pad] of one head, for the forward.
+static inline int64_t forward_k_floats(const AttentionParams& p) { return p.nk * p.d; }
+static inline int64_t forward_v_floats(const AttentionParams& p, const PackedDims& s) {
+  return p.nk * s.dv_pad;
+}
 static inline int64_t forward_scratch_floats(const AttentionParams& p, const PackedDims& s) {
-  return kBlockQ * p.d + kBlockQ * kBlockK + kBlockQ * s.dv_pad + 2 * kBlockQ;
+  return kBlockQ * p.d + kBlockK * kBlockQ + kBlockQ * s.dv_pad + 3 * kBlockQ;
 }
 static inline int64_t backward_scratch_floats(const AttentionParams& p, const PackedDims& s) {
   return p.d * s.nk_pad + s.nk_pad * s.d_pad + p.dv * s.nk_pad  // K^T, K, V^T
          + p.nq * s.d_pad + p.nq * s.dv_pad + 2 * p.nq          // Q, dO, D_i, lse
          + p.nq * s.d_pad                                       // dQ accumulator
          + kBlockK * s.d_pad + kBlockK * s.dv_pad               // dK, dV accumulators
-         + 2 * kBlockQ * kBlockK + 2 * kBlockK * kBlockQ;       // S/P, dP/dS and their transposes
+         + 2 * kBlockQ * kBlockK;                               // S/P and dP/dS
 }
+
+// Where the forward reads one head's keys and values as fp32: K element (j, c) at
+// k[j * k_row + c * k_col]; V row j at v + j * v_row, dv_pad readable floats (zero past Dv).
+struct KeyValueSource {
+  const float* k;
+  int64_t k_row, k_col;
+  const float* v;
+  int64_t v_row;
+};
 
 // The kernels one ISA build provides.
 struct IsaKernels {
-  // Packs head bh's K^T and V (fp32, zero padded) for forward_block.
-  void (*pack_kv)(const AttentionParams& p, int64_t bh, float* kt, float* v);
+  // Packs head bh's K [nk x D] and V [nk x dv_pad] as fp32, for inputs not readable in place;
+  // a null destination is skipped.
+  void (*pack_kv)(const AttentionParams& p, int64_t bh, float* k, float* v);
   // One block of kBlockQ queries of head bh starting at query q0.
   void (*forward_block)(const AttentionParams& p, const AttentionForwardOutputs& out, int64_t bh,
-                        int64_t q0, const float* kt, const float* v, float* scratch);
+                        int64_t q0, const KeyValueSource& kv, float* scratch);
   // Every gradient of head bh.
   void (*backward_head)(const AttentionParams& p, const AttentionBackwardArgs& args, int64_t bh,
                         float* scratch);

@@ -29,13 +29,15 @@ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // ---------------------------------------------------------------------------------------------
-// GEMM: C[M x N] (+)= A[M x K] B[K x N], row-major, N a multiple of the vector width. A register
-// block of R rows x NC vectors of C stays in registers across the whole K loop; each step loads
-// NC vectors of B and broadcasts R scalars of A (the outer-product form of BLAS micro-kernels).
+// GEMM: C[M x N] (+)= A[M x K] B[K x N]; B and C row-major, N a multiple of the vector width; A
+// any strides (element (m, k) at A[m * a_rs + k * a_ks]), so a transposed operand needs no copy.
+// A register block of R rows x NC vectors of C stays in registers across the whole K loop; each
+// step loads NC vectors of B and broadcasts R scalars of A (the outer-product form of BLAS
+// micro-kernels).
 
 template <class V, int R, int NC>
-void micro_kernel(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-                  int64_t ldc, bool accumulate) {
+void micro_kernel(int64_t K, const float* A, int64_t lda, int64_t a_ks, const float* B, int64_t ldb,
+                  float* C, int64_t ldc, bool accumulate) {
   constexpr int W = V::kWidth;
   V acc[R][NC];
 #pragma GCC unroll 8
@@ -49,7 +51,7 @@ void micro_kernel(int64_t K, const float* A, int64_t lda, const float* B, int64_
     for (int n = 0; n < NC; ++n) b[n] = V::load(B + k * ldb + n * W);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const V a = V::set1(A[r * lda + k]);
+      const V a = V::set1(A[r * lda + k * a_ks]);
 #pragma GCC unroll 8
       for (int n = 0; n < NC; ++n) acc[r][n] = V::fmadd(a, b[n], acc[r][n]);
     }
@@ -62,25 +64,25 @@ void micro_kernel(int64_t K, const float* A, int64_t lda, const float* B, int64_
 }
 
 template <class V, int R>
-void micro_kernel_cols(int nc, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                       float* C, int64_t ldc, bool accumulate) {
+void micro_kernel_cols(int nc, int64_t K, const float* A, int64_t lda, int64_t a_ks, const float* B,
+                       int64_t ldb, float* C, int64_t ldc, bool accumulate) {
   switch (nc) {
     case 1:
-      return micro_kernel<V, R, 1>(K, A, lda, B, ldb, C, ldc, accumulate);
+      return micro_kernel<V, R, 1>(K, A, lda, a_ks, B, ldb, C, ldc, accumulate);
     case 2:
-      return micro_kernel<V, R, 2>(K, A, lda, B, ldb, C, ldc, accumulate);
+      return micro_kernel<V, R, 2>(K, A, lda, a_ks, B, ldb, C, ldc, accumulate);
     default:
       break;
   }
   if constexpr (V::kCols >= 4) {
-    if (nc == 3) return micro_kernel<V, R, 3>(K, A, lda, B, ldb, C, ldc, accumulate);
-    return micro_kernel<V, R, 4>(K, A, lda, B, ldb, C, ldc, accumulate);
+    if (nc == 3) return micro_kernel<V, R, 3>(K, A, lda, a_ks, B, ldb, C, ldc, accumulate);
+    return micro_kernel<V, R, 4>(K, A, lda, a_ks, B, ldb, C, ldc, accumulate);
   }
 }
 
 template <class V>
-void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-          float* C, int64_t ldc, bool accumulate) {
+void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, int64_t a_ks, const float* B,
+          int64_t ldb, float* C, int64_t ldc, bool accumulate) {
   constexpr int W = V::kWidth;
   constexpr int kPanel = V::kCols * W;
   if (K == 0) {
@@ -97,16 +99,16 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const fl
       const float* b = B + n0;
       float* c = C + m0 * ldc + n0;
       switch (rows) {
-        case 1: micro_kernel_cols<V, 1>(nc, K, a, lda, b, ldb, c, ldc, accumulate); break;
-        case 2: micro_kernel_cols<V, 2>(nc, K, a, lda, b, ldb, c, ldc, accumulate); break;
-        case 3: micro_kernel_cols<V, 3>(nc, K, a, lda, b, ldb, c, ldc, accumulate); break;
-        case 4: micro_kernel_cols<V, 4>(nc, K, a, lda, b, ldb, c, ldc, accumulate); break;
+        case 1: micro_kernel_cols<V, 1>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate); break;
+        case 2: micro_kernel_cols<V, 2>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate); break;
+        case 3: micro_kernel_cols<V, 3>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate); break;
+        case 4: micro_kernel_cols<V, 4>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate); break;
         default:
           if constexpr (V::kRows >= 6) {
             if (rows == 5) {
-              micro_kernel_cols<V, 5>(nc, K, a, lda, b, ldb, c, ldc, accumulate);
+              micro_kernel_cols<V, 5>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate);
             } else {
-              micro_kernel_cols<V, 6>(nc, K, a, lda, b, ldb, c, ldc, accumulate);
+              micro_kernel_cols<V, 6>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate);
             }
           }
           break;
@@ -160,14 +162,6 @@ template <class V>
 inline void scale_row(float* x, int64_t n, float factor) {
   const V f = V::set1(factor);
   for (int64_t j = 0; j < n; j += V::kWidth) (V::load(x + j) * f).store(x + j);
-}
-
-// Transposes a [rows x cols] tile (ld src_ld) into [cols x rows] (ld dst_ld).
-inline void transpose(const float* src, int64_t src_ld, int64_t rows, int64_t cols, float* dst,
-                      int64_t dst_ld) {
-  for (int64_t i = 0; i < rows; ++i) {
-    for (int64_t j = 0; j < cols; ++j) dst[j * dst_ld + i] = src[i * src_ld + j];
-  }
 }
 
 // Reads n elements of a strided row into fp32 dst, times `mul`.
@@ -257,108 +251,165 @@ inline bool tile_needs_mask(const AttentionParams& p, int64_t bh, int64_t q0, in
 // ---------------------------------------------------------------------------------------------
 // Forward.
 
+// Forward, in the transposed form: S^T = K (Q scale)^T puts a block's queries in the vector lanes,
+// so the online-softmax statistics (running max, sum, rescale factor) are plain vector ops over
+// keys, K is read in place (it is the broadcast operand; any strides), and fp32 V with unit column
+// stride and Dv a multiple of 16 is read in place too. Only Q^T is packed, once per query block.
+
+// Packs head bh's K [nk x D] and V [nk x dv_pad] as fp32 (bf16 inputs, or V that cannot be read
+// in place); a null destination is skipped.
 template <class V>
-void pack_kv(const AttentionParams& p, int64_t bh, float* kt, float* v) {
+void pack_kv(const AttentionParams& p, int64_t bh, float* k, float* v) {
   const PackedDims dims = packed_dims(p);
   const int64_t b = bh / p.heads, h = bh % p.heads;
-  // K^T [D x nk_pad]: transpose through a small row buffer so both sides stream.
   for (int64_t j = 0; j < p.nk; ++j) {
-    const int64_t offset = b * p.k.strides[0] + h * p.k.strides[1] + j * p.k.strides[2];
-    if (p.dtype == ElementType::kFloat32) {
-      const float* src = static_cast<const float*>(p.k.data) + offset;
-      for (int64_t c = 0; c < p.d; ++c) kt[c * dims.nk_pad + j] = src[c * p.k.strides[3]];
-    } else {
-      const uint16_t* src = static_cast<const uint16_t*>(p.k.data) + offset;
-      for (int64_t c = 0; c < p.d; ++c) kt[c * dims.nk_pad + j] = bf16_to_float(src[c * p.k.strides[3]]);
+    if (k != nullptr) {
+      load_row(p.k.data, p.dtype, view_offset(p.k.strides, b, h, j, 0), p.k.strides[3], p.d,
+               k + j * p.d, 1.0f);
     }
-  }
-  for (int64_t c = 0; c < p.d; ++c) {
-    for (int64_t j = p.nk; j < dims.nk_pad; ++j) kt[c * dims.nk_pad + j] = 0;
-  }
-  for (int64_t j = 0; j < dims.nk_pad; ++j) {
+    if (v == nullptr) continue;
     float* row = v + j * dims.dv_pad;
-    if (j < p.nk) {
-      load_row(p.v.data, p.dtype, b * p.v.strides[0] + h * p.v.strides[1] + j * p.v.strides[2],
-               p.v.strides[3], p.dv, row, 1.0f);
-      for (int64_t c = p.dv; c < dims.dv_pad; ++c) row[c] = 0;
-    } else {
-      zero_floats(row, dims.dv_pad);
+    load_row(p.v.data, p.dtype, view_offset(p.v.strides, b, h, j, 0), p.v.strides[3], p.dv, row,
+             1.0f);
+    for (int64_t c = p.dv; c < dims.dv_pad; ++c) row[c] = 0;
+  }
+}
+
+// Applies bias and every mask to the transposed score tile st [cols x kBlockQ] covering keys
+// [k0, k0 + cols) and queries [q0, q0 + rows) of head bh.
+inline void mask_tile_t(const AttentionParams& p, int64_t bh, int64_t q0, int64_t rows, int64_t k0,
+                        int64_t cols, float* st) {
+  const int64_t b = bh / p.heads, h = bh % p.heads;
+  const auto& m = p.mask;
+  const int64_t length = m.key_lengths != nullptr ? m.key_lengths[b] : p.nk;
+  for (int64_t j = 0; j < cols; ++j) {
+    const int64_t kj = k0 + j;
+    float* row = st + j * kBlockQ;
+    if (kj >= length) {
+      for (int64_t i = 0; i < rows; ++i) row[i] = kMinusInf;
+      continue;
+    }
+    // Causal: query qi sees kj iff qi >= kj - (nk - nq).
+    int64_t first = 0;
+    if (m.causal) first = min64(max64(kj - (p.nk - p.nq) - q0, 0), rows);
+    for (int64_t i = 0; i < first; ++i) row[i] = kMinusInf;
+    if (m.bias != nullptr) {
+      const float* bias = m.bias + b * m.bias_strides[0] + h * m.bias_strides[1] +
+                          q0 * m.bias_strides[2] + kj * m.bias_strides[3];
+      for (int64_t i = first; i < rows; ++i) row[i] += bias[i * m.bias_strides[2]];
+    }
+    if (m.group_visibility != nullptr) {
+      const int64_t key_group = m.key_groups[b * m.key_groups_batch_stride + kj];
+      const int64_t* query_groups = m.query_groups + b * m.query_groups_batch_stride + q0;
+      for (int64_t i = first; i < rows; ++i) {
+        if (m.group_visibility[query_groups[i] * m.num_groups + key_group] == 0) row[i] = kMinusInf;
+      }
     }
   }
 }
 
+// Whether any score of the tile needs masking (visible_end grows with the query index, so the
+// block's first query is the tightest).
+inline bool tile_needs_mask_t(const AttentionParams& p, int64_t bh, int64_t q0, int64_t k0,
+                              int64_t cols) {
+  if (p.mask.bias != nullptr || p.mask.group_visibility != nullptr) return true;
+  return visible_end(p, bh / p.heads, q0) < k0 + cols;
+}
+
 template <class V>
 void forward_block(const AttentionParams& p, const AttentionForwardOutputs& out, int64_t bh,
-                   int64_t q0, const float* kt, const float* vp, float* scratch) {
+                   int64_t q0, const KeyValueSource& kv, float* scratch) {
+  constexpr int W = V::kWidth;
   const PackedDims dims = packed_dims(p);
+  const int64_t dvp = dims.dv_pad;
   const int64_t b = bh / p.heads, h = bh % p.heads;
   const int64_t rows = min64(kBlockQ, p.nq - q0);
-  float* qs = scratch;                    // [rows x D], scaled
-  float* s = qs + kBlockQ * p.d;          // [rows x kBlockK]
-  float* o = s + kBlockQ * kBlockK;       // [rows x dv_pad]
-  float* row_m = o + kBlockQ * dims.dv_pad;
-  float* row_l = row_m + kBlockQ;
+  const int64_t rows_pad = round_up(rows, kPad);
+  float* qt = scratch;                   // [D x kBlockQ], scaled, zero past `rows`
+  float* st = qt + p.d * kBlockQ;        // [kBlockK x kBlockQ]
+  float* o = st + kBlockK * kBlockQ;     // [kBlockQ x dvp]
+  float* run_max = o + kBlockQ * dvp;    // [kBlockQ]
+  float* run_sum = run_max + kBlockQ;    // [kBlockQ]
+  float* rescale = run_sum + kBlockQ;    // [kBlockQ]
 
-  for (int64_t i = 0; i < rows; ++i) {
-    load_row(p.q.data, p.dtype, b * p.q.strides[0] + h * p.q.strides[1] + (q0 + i) * p.q.strides[2],
-             p.q.strides[3], p.d, qs + i * p.d, p.scale);
-    row_m[i] = kMinusInf;
-    row_l[i] = 0;
+  for (int64_t c = 0; c < p.d; ++c) {
+    for (int64_t i = rows; i < rows_pad; ++i) qt[c * kBlockQ + i] = 0;
   }
-  zero_floats(o, rows * dims.dv_pad);
-
-  // Keys past the last row's visible end are hidden from every row of the block.
-  const int64_t k_end = visible_end(p, b, q0 + rows - 1);
-  for (int64_t k0 = 0; k0 < k_end; k0 += kBlockK) {
-    const int64_t cols = min64(kBlockK, p.nk - k0);
-    const int64_t cols_pad = round_up(cols, kPad);
-    gemm<V>(rows, cols_pad, p.d, qs, p.d, kt + k0, dims.nk_pad, s, kBlockK, false);
-    if (tile_needs_mask(p, bh, q0, k0, cols, cols_pad)) mask_tile(p, bh, q0, rows, k0, cols_pad, s);
-    // Online softmax: rescale what was accumulated when the running max grows.
-    for (int64_t i = 0; i < rows; ++i) {
-      float* row = s + i * kBlockK;
-      const float block_max = row_max<V>(row, cols_pad);
-      const float m_new = block_max > row_m[i] ? block_max : row_m[i];
-      if (m_new == kMinusInf) {
-        zero_floats(row, cols_pad);
-        continue;
-      }
-      const float alpha = row_m[i] == kMinusInf ? 0.0f : __builtin_expf(row_m[i] - m_new);
-      row_l[i] = row_l[i] * alpha + exp_shift_sum<V>(row, cols_pad, m_new);
-      row_m[i] = m_new;
-      if (alpha != 1.0f) scale_row<V>(o + i * dims.dv_pad, dims.dv_pad, alpha);
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t offset = view_offset(p.q.strides, b, h, q0 + i, 0);
+    for (int64_t c = 0; c < p.d; ++c) {
+      qt[c * kBlockQ + i] = load_element(p.q.data, p.dtype, offset + c * p.q.strides[3]) * p.scale;
     }
-    gemm<V>(rows, dims.dv_pad, cols_pad, s, kBlockK, vp + k0 * dims.dv_pad, dims.dv_pad, o,
-            dims.dv_pad, true);
+  }
+  for (int64_t i = 0; i < rows_pad; ++i) {
+    run_max[i] = kMinusInf;
+    run_sum[i] = 0;
+  }
+  zero_floats(o, rows * dvp);
+
+  // Keys past the last query's visible end are hidden from the whole block.
+  const int64_t k_end = visible_end(p, b, q0 + rows - 1);
+  // A finite stand-in for a running max of -inf, so that -inf - max stays -inf (exp gives 0)
+  // instead of NaN.
+  const V lowest = V::set1(-3.0e38f);
+  for (int64_t k0 = 0; k0 < k_end; k0 += kBlockK) {
+    const int64_t cols = min64(kBlockK, k_end - k0);
+    gemm<V>(cols, rows_pad, p.d, kv.k + k0 * kv.k_row, kv.k_row, kv.k_col, qt, kBlockQ, st, kBlockQ,
+            false);
+    if (tile_needs_mask_t(p, bh, q0, k0, cols)) mask_tile_t(p, bh, q0, rows, k0, cols, st);
+    // Online softmax with the queries in the lanes.
+    for (int64_t i = 0; i < rows_pad; i += W) {
+      V block_max = V::set1(kMinusInf);
+      for (int64_t j = 0; j < cols; ++j) block_max = V::max(block_max, V::load(st + j * kBlockQ + i));
+      const V old_max = V::load(run_max + i);
+      const V new_max = V::max(old_max, block_max);
+      const V shift = V::max(new_max, lowest);
+      const V alpha = vexp<V>(old_max - shift);
+      V sum = V::zero();
+      for (int64_t j = 0; j < cols; ++j) {
+        const V e = vexp<V>(V::load(st + j * kBlockQ + i) - shift);
+        e.store(st + j * kBlockQ + i);
+        sum = sum + e;
+      }
+      V::fmadd(V::load(run_sum + i), alpha, sum).store(run_sum + i);
+      new_max.store(run_max + i);
+      alpha.store(rescale + i);
+    }
+    for (int64_t i = 0; i < rows; ++i) {
+      if (rescale[i] != 1.0f) scale_row<V>(o + i * dvp, dvp, rescale[i]);
+    }
+    // O += P V, with P read as the transpose of the tile.
+    gemm<V>(rows, dvp, cols, st, 1, kBlockQ, kv.v + k0 * kv.v_row, kv.v_row, o, dvp, true);
   }
 
   float* lse = out.logsumexp + bh * p.nq + q0;
   for (int64_t i = 0; i < rows; ++i) {
-    const bool empty = row_l[i] == 0.0f;
-    lse[i] = empty ? kMinusInf : row_m[i] + __builtin_logf(row_l[i]);
-    store_row(out.out.data, p.dtype,
-              b * out.out.strides[0] + h * out.out.strides[1] + (q0 + i) * out.out.strides[2],
-              out.out.strides[3], p.dv, o + i * dims.dv_pad, empty ? 0.0f : 1.0f / row_l[i]);
+    const bool empty = run_sum[i] == 0.0f;
+    lse[i] = empty ? kMinusInf : run_max[i] + __builtin_logf(run_sum[i]);
+    store_row(out.out.data, p.dtype, view_offset(out.out.strides, b, h, q0 + i, 0),
+              out.out.strides[3], p.dv, o + i * dvp, empty ? 0.0f : 1.0f / run_sum[i]);
   }
 
   if (out.probabilities == nullptr) return;
   // Visualisation only: recompute each tile and normalise it with the final log-sum-exp.
-  for (int64_t k0 = 0; k0 < p.nk; k0 += kBlockK) {
-    const int64_t cols = min64(kBlockK, p.nk - k0);
-    const int64_t cols_pad = round_up(cols, kPad);
-    if (k0 < k_end) {
-      gemm<V>(rows, cols_pad, p.d, qs, p.d, kt + k0, dims.nk_pad, s, kBlockK, false);
-      if (tile_needs_mask(p, bh, q0, k0, cols, cols_pad)) mask_tile(p, bh, q0, rows, k0, cols_pad, s);
-    }
-    for (int64_t i = 0; i < rows; ++i) {
-      float* row = s + i * kBlockK;
-      float* dst = out.probabilities + (bh * p.nq + q0 + i) * p.nk + k0;
-      if (k0 >= k_end || lse[i] == kMinusInf) {
-        zero_floats(dst, cols);
-        continue;
+  for (int64_t i = 0; i < rows; ++i) {
+    zero_floats(out.probabilities + (bh * p.nq + q0 + i) * p.nk, p.nk);
+  }
+  for (int64_t i = 0; i < rows_pad; ++i) rescale[i] = i < rows && lse[i] != kMinusInf ? lse[i] : kMinusInf;
+  for (int64_t k0 = 0; k0 < k_end; k0 += kBlockK) {
+    const int64_t cols = min64(kBlockK, k_end - k0);
+    gemm<V>(cols, rows_pad, p.d, kv.k + k0 * kv.k_row, kv.k_row, kv.k_col, qt, kBlockQ, st, kBlockQ,
+            false);
+    if (tile_needs_mask_t(p, bh, q0, k0, cols)) mask_tile_t(p, bh, q0, rows, k0, cols, st);
+    for (int64_t j = 0; j < cols; ++j) {
+      for (int64_t i = 0; i < rows_pad; i += W) {
+        const V shift = V::max(V::load(rescale + i), lowest);
+        vexp<V>(V::load(st + j * kBlockQ + i) - shift).store(st + j * kBlockQ + i);
       }
-      exp_shift_sum<V>(row, cols_pad, lse[i]);
-      std::memcpy(dst, row, sizeof(float) * cols);
+      for (int64_t i = 0; i < rows; ++i) {
+        if (lse[i] == kMinusInf) continue;
+        out.probabilities[(bh * p.nq + q0 + i) * p.nk + k0 + j] = st[j * kBlockQ + i];
+      }
     }
   }
 }
@@ -385,8 +436,6 @@ void backward_head(const AttentionParams& p, const AttentionBackwardArgs& args, 
   float* dv = dk + kBlockK * dp;       // [kBlockK x dvp]
   float* s = dv + kBlockK * dvp;       // [kBlockQ x kBlockK]
   float* ds = s + kBlockQ * kBlockK;   // [kBlockQ x kBlockK]
-  float* pt = ds + kBlockQ * kBlockK;  // [kBlockK x kBlockQ]
-  float* dst = pt + kBlockK * kBlockQ; // [kBlockK x kBlockQ]
 
   // Pack K both ways and V^T; the padding must be zero.
   zero_floats(kt, p.d * nkp);
@@ -434,9 +483,9 @@ void backward_head(const AttentionParams& p, const AttentionBackwardArgs& args, 
     if (p.mask.causal) q_begin = max64(k0 - (p.nk - p.nq), 0) / kBlockQ * kBlockQ;
     for (int64_t q0 = q_begin; q0 < p.nq; q0 += kBlockQ) {
       const int64_t rows = min64(kBlockQ, p.nq - q0);
-      gemm<V>(rows, cols_pad, p.d, qs + q0 * dp, dp, kt + k0, nkp, s, kBlockK, false);
+      gemm<V>(rows, cols_pad, p.d, qs + q0 * dp, dp, 1, kt + k0, nkp, s, kBlockK, false);
       if (tile_needs_mask(p, bh, q0, k0, cols, cols_pad)) mask_tile(p, bh, q0, rows, k0, cols_pad, s);
-      gemm<V>(rows, cols_pad, p.dv, dor + q0 * dvp, dvp, vt + k0, nkp, ds, kBlockK, false);
+      gemm<V>(rows, cols_pad, p.dv, dor + q0 * dvp, dvp, 1, vt + k0, nkp, ds, kBlockK, false);
       for (int64_t i = 0; i < rows; ++i) {
         float* prow = s + i * kBlockK;
         float* drow = ds + i * kBlockK;
@@ -457,11 +506,10 @@ void backward_head(const AttentionParams& p, const AttentionBackwardArgs& args, 
                       sizeof(float) * cols);
         }
       }
-      transpose(s, kBlockK, rows, cols_pad, pt, kBlockQ);
-      transpose(ds, kBlockK, rows, cols_pad, dst, kBlockQ);
-      gemm<V>(cols_pad, dvp, rows, pt, kBlockQ, dor + q0 * dvp, dvp, dv, dvp, true);
-      gemm<V>(cols_pad, dp, rows, dst, kBlockQ, qs + q0 * dp, dp, dk, dp, true);
-      gemm<V>(rows, dp, cols_pad, ds, kBlockK, kr + k0 * dp, dp, dq + q0 * dp, dp, true);
+      // P^T and dS^T are read in place through A's strides.
+      gemm<V>(cols_pad, dvp, rows, s, 1, kBlockK, dor + q0 * dvp, dvp, dv, dvp, true);
+      gemm<V>(cols_pad, dp, rows, ds, 1, kBlockK, qs + q0 * dp, dp, dk, dp, true);
+      gemm<V>(rows, dp, cols_pad, ds, kBlockK, 1, kr + k0 * dp, dp, dq + q0 * dp, dp, true);
     }
     for (int64_t j = 0; j < cols; ++j) {
       store_row(args.dk.data, p.dtype, view_offset(args.dk.strides, b, h, k0 + j, 0),

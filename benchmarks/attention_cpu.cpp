@@ -86,7 +86,7 @@ Problem make_problem(const Shape& s, bool grad) {
     p.options.group_visibility =
         torch::tensor({1, 1, 0, 0, 1, 1, 1, 0, 1}, torch::kBool).view({3, 3});
     p.options.query_groups = torch::arange(s.nq, torch::kInt64) % 3;
-    p.options.key_groups = torch::arange(s.nk, torch::kInt64) / (s.nk / 3);
+    p.options.key_groups = torch::div(torch::arange(s.nk, torch::kInt64), s.nk / 3, "floor");
     const auto pair = p.options.query_groups.view({s.nq, 1}) * 3 + p.options.key_groups.view({1, s.nk});
     p.sdpa_mask = p.options.group_visibility.flatten().index({pair}).view({1, 1, s.nq, s.nk});
   }

@@ -8,4 +8,7 @@ namespace chorus::cli {
 // `chorus info`: version, LibTorch, CUDA, CPU ISA and threads.
 void add_info_command(CLI::App& app);
 
+// `chorus generate --model DIR --input TEXT`: greedy, beam search or sampling.
+void add_generate_command(CLI::App& app);
+
 }  // namespace chorus::cli

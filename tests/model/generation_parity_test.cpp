@@ -15,6 +15,7 @@ struct GenerationCase {
   std::string model;
   std::string name;
 };
+void PrintTo(const GenerationCase& c, std::ostream* os) { *os << c.model << "/" << c.name; }
 
 // The cases of make_reference.py's CASES, for every model.
 std::vector<GenerationCase> all_cases() {

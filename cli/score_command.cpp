@@ -89,7 +89,7 @@ void add_score_command(CLI::App& app) {
   cmd->add_flag("--ci", args->confidence, "Add 95% bootstrap confidence intervals (sacrebleu's convention)");
   cmd->add_option("--bootstrap", args->bootstrap, "Bootstrap resamples for --ci")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--seed", args->seed, "Seed of the bootstrap resampling")->capture_default_str();
-  cmd->add_flag("--lowercase,-lc", args->lowercase, "Case-insensitive BLEU and chrF");
+  cmd->add_flag("--lowercase", args->lowercase, "Case-insensitive BLEU and chrF");
   cmd->add_flag("--rouge-stem", args->rouge_stem, "Porter-stem tokens longer than 3 characters for ROUGE");
   cmd->add_flag("--allow-empty-lines", args->allow_empty_lines, "Score empty lines as empty segments");
   cmd->add_option("--width,-w", args->width, "Decimals in the text output")->capture_default_str();

@@ -2,7 +2,7 @@
 
 Reads a JSON file {"hyps": [...], "refs": [[stream 0], [stream 1], ...],
 "sentence_indices": [...], "lsum_hyps": [...], "lsum_refs": [[...]],
-"variants": ["bleu", "chrf_pp", ...], "baseline_hyps": [...] (optional)} and prints one JSON object with corpus
+"variants": ["bleu", "chrf_pp", ...], "rouge_stem_modes": [false, true], "baseline_hyps": [...] (optional)} and prints one JSON object with corpus
 scores, signatures, sentence scores, per-segment ROUGE F, Porter stems and
 SQuAD answer metrics, plus bootstrap intervals and paired-test p-values
 when a baseline is given. Only the reference packages compute anything here;
@@ -72,7 +72,7 @@ def main():
         out["sentence"]["chrf_pp"].append(sentence_chrfpp.sentence_score(hyps[i], seg_refs).score)
 
     out["rouge"] = {}
-    for stem in (False, True):
+    for stem in data["rouge_stem_modes"]:
         scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=stem)
         lsum = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=stem)
         per_type = {"rouge1": [], "rouge2": [], "rougeL": [], "rougeLsum": []}

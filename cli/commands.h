@@ -11,4 +11,7 @@ void add_info_command(CLI::App& app);
 // `chorus generate --model DIR --input TEXT`: greedy, beam search or sampling.
 void add_generate_command(CLI::App& app);
 
+// `chorus score`: BLEU, chrF, ROUGE, EM and F1 of a hypothesis file against references.
+void add_score_command(CLI::App& app);
+
 }  // namespace chorus::cli

@@ -1,6 +1,7 @@
 // AddedTokens: tokens matched verbatim in the text before the subword model runs (specials, sentinels).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -44,6 +45,7 @@ class AddedTokens {
   std::vector<AddedToken> tokens_;
   std::unordered_map<std::string, std::size_t> by_content_;
   std::unordered_map<int64_t, std::size_t> by_id_;
+  std::array<bool, 256> first_bytes_{};  // bytes some token starts with
 };
 
 }  // namespace chorus::model

@@ -2,7 +2,7 @@
 
 Reads a JSON file {"hyps": [...], "refs": [[stream 0], [stream 1], ...],
 "sentence_indices": [...], "lsum_hyps": [...], "lsum_refs": [[...]],
-"variants": ["bleu", "chrf_pp", ...], "rouge_stem_modes": [false, true], "baseline_hyps": [...] (optional)} and prints one JSON object with corpus
+"variants": ["bleu", "chrf_pp", ...], "rouge_stem_modes": [false, true], "stem_texts": [...] (optional), "baseline_hyps": [...] (optional)} and prints one JSON object with corpus
 scores, signatures, sentence scores, per-segment ROUGE F, Porter stems and
 SQuAD answer metrics, plus bootstrap intervals and paired-test p-values
 when a baseline is given. Only the reference packages compute anything here;
@@ -85,7 +85,7 @@ def main():
         out["rouge"]["stem" if stem else "plain"] = per_type
 
     words = set()
-    for text in hyps + [r for stream in refs for r in stream]:
+    for text in hyps + [r for stream in refs for r in stream] + data.get("stem_texts", []):
         words.update(t for t in tokenize.tokenize(text, None) if len(t) > 3)
     stemmer = porter.PorterStemmer()
     out["stems"] = {w: stemmer.stem(w) for w in sorted(words)}

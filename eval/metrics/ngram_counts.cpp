@@ -51,9 +51,14 @@ std::vector<NgramCount> max_counts(const std::vector<std::vector<NgramCount>>& l
 void ngram_keys(const std::vector<std::uint32_t>& ids, int n, int bits, std::vector<NgramKey>& out) {
   out.clear();
   if (ids.size() < static_cast<std::size_t>(n)) return;
-  for (std::size_t i = 0; i + n <= ids.size(); ++i) {
-    NgramKey key = 0;
-    for (int k = 0; k < n; ++k) key = (key << bits) | ids[i + k];
+  out.reserve(ids.size() - n + 1);
+  // A rolling key: shift in the next id and mask off the one that left.
+  const int width = n * bits;
+  const NgramKey mask = width >= 128 ? ~NgramKey{0} : (NgramKey{1} << width) - 1;
+  NgramKey key = 0;
+  for (int k = 0; k < n - 1; ++k) key = (key << bits) | ids[k];
+  for (std::size_t i = static_cast<std::size_t>(n) - 1; i < ids.size(); ++i) {
+    key = ((key << bits) | ids[i]) & mask;
     out.push_back(key);
   }
 }

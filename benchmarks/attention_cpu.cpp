@@ -27,7 +27,8 @@ struct Shape {
   std::string label;
   int64_t b, h, nq, nk, d;
   bool causal;
-  bool groups;  // cross-agent: 3 agents' keys, queries see the other agents and themselves per a mask
+  bool groups;  // cross-agent: 3 agents' keys, queries see the other agents and themselves per a
+                // mask
   double forward_flop() const {
     const double f = 4.0 * b * h * nq * nk * d;
     return causal ? f / 2 : f;
@@ -87,7 +88,8 @@ Problem make_problem(const Shape& s, bool grad) {
         torch::tensor({1, 1, 0, 0, 1, 1, 1, 0, 1}, torch::kBool).view({3, 3});
     p.options.query_groups = torch::arange(s.nq, torch::kInt64) % 3;
     p.options.key_groups = torch::div(torch::arange(s.nk, torch::kInt64), s.nk / 3, "floor");
-    const auto pair = p.options.query_groups.view({s.nq, 1}) * 3 + p.options.key_groups.view({1, s.nk});
+    const auto pair =
+        p.options.query_groups.view({s.nq, 1}) * 3 + p.options.key_groups.view({1, s.nk});
     p.sdpa_mask = p.options.group_visibility.flatten().index({pair}).view({1, 1, s.nq, s.nk});
   }
   return p;
@@ -112,8 +114,8 @@ void run_benchmark(benchmark::State& state, const Shape& s, bool chorus_impl, bo
   step();  // warm-up: buffers, thread pool
   for (auto _ : state) step();
   const double flop = s.forward_flop() * (backward ? 3.5 : 1.0);
-  state.counters["FLOP/s"] =
-      benchmark::Counter(flop, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["FLOP/s"] = benchmark::Counter(flop, benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
   state.counters["threads"] = at::get_num_threads();
 }
 
@@ -170,8 +172,10 @@ int main(int argc, char** argv) {
   std::printf("\n%-36s %10s %10s %12s %12s %10s\n", "shape", "fwd ratio", "fwd+bwd", "fwd GFLOP/s",
               "fwd/peak", "sdpa/peak");
   for (const auto& s : all) {
-    const double cf = reporter.rate(name_of(s, true, false)), tf = reporter.rate(name_of(s, false, false));
-    const double cb = reporter.rate(name_of(s, true, true)), tb = reporter.rate(name_of(s, false, true));
+    const double cf = reporter.rate(name_of(s, true, false)),
+                 tf = reporter.rate(name_of(s, false, false));
+    const double cb = reporter.rate(name_of(s, true, true)),
+                 tb = reporter.rate(name_of(s, false, true));
     if (cf == 0 && cb == 0) continue;
     std::printf("%-36s %9.2fx %9.2fx %12.1f %11.1f%% %9.1f%%\n", s.label.c_str(),
                 tf > 0 ? cf / tf : 0.0, tb > 0 ? cb / tb : 0.0, cf / 1e9, 100 * cf / g_matmul_peak,

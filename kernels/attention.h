@@ -1,4 +1,5 @@
-// The attention core: plain parameter structs and the CPU forward/backward entry points (no LibTorch).
+// The attention core: plain parameter structs and the CPU forward/backward entry points (no
+// LibTorch).
 //
 // Attention(Q, K, V) = softmax(Q K^T * scale + mask) V, with Q [B,H,Nq,D], K [B,H,Nk,D] and
 // V [B,H,Nk,Dv] given as raw pointers and int64 element strides. A fully masked query row gives
@@ -39,7 +40,8 @@ struct AttentionMask {
   int64_t query_groups_batch_stride = 0;
   const int64_t* key_groups = nullptr;  // [B|1, Nk], ids in [0, num_groups)
   int64_t key_groups_batch_stride = 0;
-  // [G, G] row-major: a query of group g sees a key of group h iff group_visibility[g * G + h] != 0.
+  // [G, G] row-major: a query of group g sees a key of group h iff group_visibility[g * G + h] !=
+  // 0.
   const uint8_t* group_visibility = nullptr;
   int64_t num_groups = 0;
   // Additive fp32 bias [B,H,Nq,Nk] (broadcast through zero strides), added after the scaling.
@@ -71,10 +73,10 @@ struct AttentionForwardOutputs {
 };
 
 struct AttentionBackwardArgs {
-  ConstTensorView out;            // forward output, params.dtype
-  ConstTensorView dout;           // gradient of the output, params.dtype
+  ConstTensorView out;               // forward output, params.dtype
+  ConstTensorView dout;              // gradient of the output, params.dtype
   const float* logsumexp = nullptr;  // from the forward
-  TensorView dq, dk, dv;          // params.dtype, overwritten
+  TensorView dq, dk, dv;             // params.dtype, overwritten
   // Optional contiguous [B,H,Nq,Nk] gradient of the bias (dL/dS). It must be zero on entry:
   // blocks the mask hides entirely are skipped.
   float* dbias = nullptr;
@@ -87,7 +89,8 @@ void attention_backward_reference(const AttentionParams& params, const Attention
 // The fast CPU kernels: tiled online softmax (flash style), vectorised for the active ISA
 // (chorus::kernels::active_cpu_isa()), parallel over batch x heads x query blocks.
 void attention_forward_cpu(const AttentionParams& params, const AttentionForwardOutputs& out);
-// Recomputes the probabilities from the log-sum-exp; no Nq x Nk buffer. Parallel over batch x heads.
+// Recomputes the probabilities from the log-sum-exp; no Nq x Nk buffer. Parallel over batch x
+// heads.
 void attention_backward_cpu(const AttentionParams& params, const AttentionBackwardArgs& args);
 
 }  // namespace chorus::kernels

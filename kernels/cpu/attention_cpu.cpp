@@ -47,8 +47,8 @@ void check_params(const AttentionParams& p) {
   CHORUS_CHECK(p.q.data != nullptr && p.k.data != nullptr && p.v.data != nullptr,
                "attention: q, k and v need data pointers");
   const AttentionMask& m = p.mask;
-  const bool any_group = m.query_groups != nullptr || m.key_groups != nullptr ||
-                         m.group_visibility != nullptr;
+  const bool any_group =
+      m.query_groups != nullptr || m.key_groups != nullptr || m.group_visibility != nullptr;
   CHORUS_CHECK(!any_group || (m.query_groups != nullptr && m.key_groups != nullptr &&
                               m.group_visibility != nullptr && m.num_groups > 0),
                "attention: a group mask needs query_groups, key_groups and a [G, G] visibility "

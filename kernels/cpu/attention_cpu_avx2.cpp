@@ -1,4 +1,5 @@
-// The tiled attention kernels, AVX2 + FMA build; compiled with that ISA's flags (kernels/CMakeLists.txt).
+// The tiled attention kernels, AVX2 + FMA build; compiled with that ISA's flags
+// (kernels/CMakeLists.txt).
 #include "kernels/cpu/vec_avx2.h"
 
 #include "kernels/cpu/attention_cpu_kernel.h"
@@ -6,7 +7,8 @@
 namespace chorus::kernels::cpu {
 
 const IsaKernels& avx2_kernels() {
-  static const IsaKernels kernels{&pack_kv<VecAvx2>, &forward_block<VecAvx2>, &backward_head<VecAvx2>};
+  static const IsaKernels kernels{&pack_kv<VecAvx2>, &forward_block<VecAvx2>,
+                                  &backward_head<VecAvx2>};
   return kernels;
 }
 

@@ -1,4 +1,5 @@
-// The tiled attention kernels, AVX-512 (F, BW, VL, DQ) build; compiled with that ISA's flags (kernels/CMakeLists.txt).
+// The tiled attention kernels, AVX-512 (F, BW, VL, DQ) build; compiled with that ISA's flags
+// (kernels/CMakeLists.txt).
 #include "kernels/cpu/vec_avx512.h"
 
 #include "kernels/cpu/attention_cpu_kernel.h"
@@ -6,7 +7,8 @@
 namespace chorus::kernels::cpu {
 
 const IsaKernels& avx512_kernels() {
-  static const IsaKernels kernels{&pack_kv<VecAvx512>, &forward_block<VecAvx512>, &backward_head<VecAvx512>};
+  static const IsaKernels kernels{&pack_kv<VecAvx512>, &forward_block<VecAvx512>,
+                                  &backward_head<VecAvx512>};
   return kernels;
 }
 

@@ -81,8 +81,8 @@ void micro_kernel_cols(int nc, int64_t K, const float* A, int64_t lda, int64_t a
 }
 
 template <class V>
-void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, int64_t a_ks, const float* B,
-          int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, int64_t a_ks,
+          const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate) {
   constexpr int W = V::kWidth;
   constexpr int kPanel = V::kCols * W;
   if (K == 0) {
@@ -99,10 +99,18 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, int64_t 
       const float* b = B + n0;
       float* c = C + m0 * ldc + n0;
       switch (rows) {
-        case 1: micro_kernel_cols<V, 1>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate); break;
-        case 2: micro_kernel_cols<V, 2>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate); break;
-        case 3: micro_kernel_cols<V, 3>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate); break;
-        case 4: micro_kernel_cols<V, 4>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate); break;
+        case 1:
+          micro_kernel_cols<V, 1>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate);
+          break;
+        case 2:
+          micro_kernel_cols<V, 2>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate);
+          break;
+        case 3:
+          micro_kernel_cols<V, 3>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate);
+          break;
+        case 4:
+          micro_kernel_cols<V, 4>(nc, K, a, lda, a_ks, b, ldb, c, ldc, accumulate);
+          break;
         default:
           if constexpr (V::kRows >= 6) {
             if (rows == 5) {
@@ -325,12 +333,12 @@ void forward_block(const AttentionParams& p, const AttentionForwardOutputs& out,
   const int64_t b = bh / p.heads, h = bh % p.heads;
   const int64_t rows = min64(kBlockQ, p.nq - q0);
   const int64_t rows_pad = round_up(rows, kPad);
-  float* qt = scratch;                   // [D x kBlockQ], scaled, zero past `rows`
-  float* st = qt + p.d * kBlockQ;        // [kBlockK x kBlockQ]
-  float* o = st + kBlockK * kBlockQ;     // [kBlockQ x dvp]
-  float* run_max = o + kBlockQ * dvp;    // [kBlockQ]
-  float* run_sum = run_max + kBlockQ;    // [kBlockQ]
-  float* rescale = run_sum + kBlockQ;    // [kBlockQ]
+  float* qt = scratch;                 // [D x kBlockQ], scaled, zero past `rows`
+  float* st = qt + p.d * kBlockQ;      // [kBlockK x kBlockQ]
+  float* o = st + kBlockK * kBlockQ;   // [kBlockQ x dvp]
+  float* run_max = o + kBlockQ * dvp;  // [kBlockQ]
+  float* run_sum = run_max + kBlockQ;  // [kBlockQ]
+  float* rescale = run_sum + kBlockQ;  // [kBlockQ]
 
   for (int64_t c = 0; c < p.d; ++c) {
     for (int64_t i = rows; i < rows_pad; ++i) qt[c * kBlockQ + i] = 0;
@@ -360,7 +368,8 @@ void forward_block(const AttentionParams& p, const AttentionForwardOutputs& out,
     // Online softmax with the queries in the lanes.
     for (int64_t i = 0; i < rows_pad; i += W) {
       V block_max = V::set1(kMinusInf);
-      for (int64_t j = 0; j < cols; ++j) block_max = V::max(block_max, V::load(st + j * kBlockQ + i));
+      for (int64_t j = 0; j < cols; ++j)
+        block_max = V::max(block_max, V::load(st + j * kBlockQ + i));
       const V old_max = V::load(run_max + i);
       const V new_max = V::max(old_max, block_max);
       const V shift = V::max(new_max, lowest);
@@ -395,7 +404,8 @@ void forward_block(const AttentionParams& p, const AttentionForwardOutputs& out,
   for (int64_t i = 0; i < rows; ++i) {
     zero_floats(out.probabilities + (bh * p.nq + q0 + i) * p.nk, p.nk);
   }
-  for (int64_t i = 0; i < rows_pad; ++i) rescale[i] = i < rows && lse[i] != kMinusInf ? lse[i] : kMinusInf;
+  for (int64_t i = 0; i < rows_pad; ++i)
+    rescale[i] = i < rows && lse[i] != kMinusInf ? lse[i] : kMinusInf;
   for (int64_t k0 = 0; k0 < k_end; k0 += kBlockK) {
     const int64_t cols = min64(kBlockK, k_end - k0);
     gemm<V>(cols, rows_pad, p.d, kv.k + k0 * kv.k_row, kv.k_row, kv.k_col, qt, kBlockQ, st, kBlockQ,
@@ -416,7 +426,8 @@ void forward_block(const AttentionParams& p, const AttentionForwardOutputs& out,
 
 // ---------------------------------------------------------------------------------------------
 // Backward, one head at a time: S and P are recomputed tile by tile from the log-sum-exp.
-//   dV += P^T dO;  dP = dO V^T;  dS = P (dP - rowsum(dO * O));  dQ += scale dS K;  dK += dS^T (scale Q)
+//   dV += P^T dO;  dP = dO V^T;  dS = P (dP - rowsum(dO * O));  dQ += scale dS K;  dK += dS^T
+//   (scale Q)
 
 template <class V>
 void backward_head(const AttentionParams& p, const AttentionBackwardArgs& args, int64_t bh,
@@ -424,18 +435,18 @@ void backward_head(const AttentionParams& p, const AttentionBackwardArgs& args, 
   const PackedDims dims = packed_dims(p);
   const int64_t b = bh / p.heads, h = bh % p.heads;
   const int64_t nkp = dims.nk_pad, dp = dims.d_pad, dvp = dims.dv_pad;
-  float* kt = scratch;                 // [D x nkp]
-  float* kr = kt + p.d * nkp;          // [nkp x dp]
-  float* vt = kr + nkp * dp;           // [Dv x nkp]
-  float* qs = vt + p.dv * nkp;         // [nq x dp], scaled
-  float* dor = qs + p.nq * dp;         // [nq x dvp]
-  float* di = dor + p.nq * dvp;        // [nq]
-  float* lse = di + p.nq;              // [nq]
-  float* dq = lse + p.nq;              // [nq x dp]
-  float* dk = dq + p.nq * dp;          // [kBlockK x dp]
-  float* dv = dk + kBlockK * dp;       // [kBlockK x dvp]
-  float* s = dv + kBlockK * dvp;       // [kBlockQ x kBlockK]
-  float* ds = s + kBlockQ * kBlockK;   // [kBlockQ x kBlockK]
+  float* kt = scratch;                // [D x nkp]
+  float* kr = kt + p.d * nkp;         // [nkp x dp]
+  float* vt = kr + nkp * dp;          // [Dv x nkp]
+  float* qs = vt + p.dv * nkp;        // [nq x dp], scaled
+  float* dor = qs + p.nq * dp;        // [nq x dvp]
+  float* di = dor + p.nq * dvp;       // [nq]
+  float* lse = di + p.nq;             // [nq]
+  float* dq = lse + p.nq;             // [nq x dp]
+  float* dk = dq + p.nq * dp;         // [kBlockK x dp]
+  float* dv = dk + kBlockK * dp;      // [kBlockK x dvp]
+  float* s = dv + kBlockK * dvp;      // [kBlockQ x kBlockK]
+  float* ds = s + kBlockQ * kBlockK;  // [kBlockQ x kBlockK]
 
   // Pack K both ways and V^T; the padding must be zero.
   zero_floats(kt, p.d * nkp);
@@ -447,8 +458,7 @@ void backward_head(const AttentionParams& p, const AttentionBackwardArgs& args, 
              p.k.strides[3], p.d, row, 1.0f);
     for (int64_t c = 0; c < p.d; ++c) kt[c * nkp + j] = row[c];
     for (int64_t c = 0; c < p.dv; ++c) {
-      vt[c * nkp + j] = load_element(p.v.data, p.dtype,
-                                     view_offset(p.v.strides, b, h, j, c));
+      vt[c * nkp + j] = load_element(p.v.data, p.dtype, view_offset(p.v.strides, b, h, j, c));
     }
   }
   zero_floats(qs, p.nq * dp);
@@ -469,9 +479,8 @@ void backward_head(const AttentionParams& p, const AttentionBackwardArgs& args, 
   }
 
   // Keys no query sees (past every length) keep zero gradients.
-  const int64_t k_stop = p.mask.key_lengths != nullptr
-                             ? min64(p.nk, max64(p.mask.key_lengths[b], 0))
-                             : p.nk;
+  const int64_t k_stop =
+      p.mask.key_lengths != nullptr ? min64(p.nk, max64(p.mask.key_lengths[b], 0)) : p.nk;
   int64_t k_done = 0;
   for (int64_t k0 = 0; k0 < k_stop; k0 += kBlockK) {
     const int64_t cols = min64(kBlockK, p.nk - k0);
@@ -484,7 +493,8 @@ void backward_head(const AttentionParams& p, const AttentionBackwardArgs& args, 
     for (int64_t q0 = q_begin; q0 < p.nq; q0 += kBlockQ) {
       const int64_t rows = min64(kBlockQ, p.nq - q0);
       gemm<V>(rows, cols_pad, p.d, qs + q0 * dp, dp, 1, kt + k0, nkp, s, kBlockK, false);
-      if (tile_needs_mask(p, bh, q0, k0, cols, cols_pad)) mask_tile(p, bh, q0, rows, k0, cols_pad, s);
+      if (tile_needs_mask(p, bh, q0, k0, cols, cols_pad))
+        mask_tile(p, bh, q0, rows, k0, cols_pad, s);
       gemm<V>(rows, cols_pad, p.dv, dor + q0 * dvp, dvp, 1, vt + k0, nkp, ds, kBlockK, false);
       for (int64_t i = 0; i < rows; ++i) {
         float* prow = s + i * kBlockK;

@@ -25,13 +25,15 @@ void run_heads(const AttentionParams& p, const std::function<void(int64_t, int64
 }
 
 // Scores of query row qi against every key (scaled, biased, -inf where masked).
-void row_scores(const AttentionParams& p, int64_t b, int64_t h, int64_t qi, std::vector<double>& s) {
+void row_scores(const AttentionParams& p, int64_t b, int64_t h, int64_t qi,
+                std::vector<double>& s) {
   s.assign(p.nk, kMinusInf);
   for (int64_t j = 0; j < p.nk; ++j) {
     if (!mask_allows(p, b, qi, j)) continue;
     double dot = 0;
     for (int64_t c = 0; c < p.d; ++c) {
-      dot += static_cast<double>(load_element(p.q.data, p.dtype, view_offset(p.q.strides, b, h, qi, c))) *
+      dot += static_cast<double>(
+                 load_element(p.q.data, p.dtype, view_offset(p.q.strides, b, h, qi, c))) *
              load_element(p.k.data, p.dtype, view_offset(p.k.strides, b, h, j, c));
     }
     double value = dot * p.scale;
@@ -100,7 +102,8 @@ void attention_backward_reference(const AttentionParams& p, const AttentionBackw
         softmax_in_place(s);
         std::vector<double> dout_row(p.dv);
         for (int64_t c = 0; c < p.dv; ++c) {
-          dout_row[c] = load_element(args.dout.data, p.dtype, view_offset(args.dout.strides, b, h, i, c));
+          dout_row[c] =
+              load_element(args.dout.data, p.dtype, view_offset(args.dout.strides, b, h, i, c));
         }
         // dP_j = dO . v_j; dS_j = P_j (dP_j - sum_k P_k dP_k).
         dp.assign(p.nk, 0.0);
@@ -109,7 +112,8 @@ void attention_backward_reference(const AttentionParams& p, const AttentionBackw
           if (s[j] == 0) continue;
           double acc = 0;
           for (int64_t c = 0; c < p.dv; ++c) {
-            acc += dout_row[c] * load_element(p.v.data, p.dtype, view_offset(p.v.strides, b, h, j, c));
+            acc +=
+                dout_row[c] * load_element(p.v.data, p.dtype, view_offset(p.v.strides, b, h, j, c));
           }
           dp[j] = acc;
           row_dot += s[j] * acc;
@@ -117,13 +121,16 @@ void attention_backward_reference(const AttentionParams& p, const AttentionBackw
         dq.assign(p.d, 0.0);
         for (int64_t j = 0; j < p.nk; ++j) {
           const double ds = s[j] * (dp[j] - row_dot);
-          if (args.dbias != nullptr) args.dbias[(bh * p.nq + i) * p.nk + j] = static_cast<float>(ds);
+          if (args.dbias != nullptr)
+            args.dbias[(bh * p.nq + i) * p.nk + j] = static_cast<float>(ds);
           if (s[j] == 0) continue;
           for (int64_t c = 0; c < p.dv; ++c) dv[j * p.dv + c] += s[j] * dout_row[c];
           for (int64_t c = 0; c < p.d; ++c) {
-            dq[c] += ds * p.scale * load_element(p.k.data, p.dtype, view_offset(p.k.strides, b, h, j, c));
+            dq[c] += ds * p.scale *
+                     load_element(p.k.data, p.dtype, view_offset(p.k.strides, b, h, j, c));
             dk[j * p.d + c] +=
-                ds * p.scale * load_element(p.q.data, p.dtype, view_offset(p.q.strides, b, h, i, c));
+                ds * p.scale *
+                load_element(p.q.data, p.dtype, view_offset(p.q.strides, b, h, i, c));
           }
         }
         for (int64_t c = 0; c < p.d; ++c) {

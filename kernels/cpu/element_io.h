@@ -41,7 +41,8 @@ static inline void store_element(void* base, ElementType type, int64_t offset, f
 }
 
 // Offset of element [b, h, row, col] of a strided view.
-static inline int64_t view_offset(const int64_t* strides, int64_t b, int64_t h, int64_t row, int64_t col) {
+static inline int64_t view_offset(const int64_t* strides, int64_t b, int64_t h, int64_t row,
+                                  int64_t col) {
   return b * strides[0] + h * strides[1] + row * strides[2] + col * strides[3];
 }
 

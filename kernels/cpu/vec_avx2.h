@@ -1,4 +1,5 @@
-// 8-lane fp32 vector for the AVX2 + FMA attention kernels (include only in a TU built with -mavx2 -mfma).
+// 8-lane fp32 vector for the AVX2 + FMA attention kernels (include only in a TU built with -mavx2
+// -mfma).
 #pragma once
 
 #include <immintrin.h>
@@ -35,7 +36,8 @@ struct VecAvx2 {
   }
   // x * 2^n for integral n in [-126, 127] (the exp below clamps to that range).
   static VecAvx2 scale_pow2(VecAvx2 x, VecAvx2 n) {
-    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127)), 23);
+    const __m256i bits =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127)), 23);
     return {_mm256_mul_ps(x.v, _mm256_castsi256_ps(bits))};
   }
   static VecAvx2 round(VecAvx2 x) {

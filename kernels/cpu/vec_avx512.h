@@ -1,4 +1,5 @@
-// 16-lane fp32 vector for the AVX-512 attention kernels (include only in a TU built with -mavx512f).
+// 16-lane fp32 vector for the AVX-512 attention kernels (include only in a TU built with
+// -mavx512f).
 #pragma once
 
 #include <immintrin.h>
@@ -19,7 +20,9 @@ struct VecAvx512 {
   friend VecAvx512 operator+(VecAvx512 a, VecAvx512 b) { return {_mm512_add_ps(a.v, b.v)}; }
   friend VecAvx512 operator-(VecAvx512 a, VecAvx512 b) { return {_mm512_sub_ps(a.v, b.v)}; }
   friend VecAvx512 operator*(VecAvx512 a, VecAvx512 b) { return {_mm512_mul_ps(a.v, b.v)}; }
-  static VecAvx512 fmadd(VecAvx512 a, VecAvx512 b, VecAvx512 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+  static VecAvx512 fmadd(VecAvx512 a, VecAvx512 b, VecAvx512 c) {
+    return {_mm512_fmadd_ps(a.v, b.v, c.v)};
+  }
   static VecAvx512 max(VecAvx512 a, VecAvx512 b) { return {_mm512_max_ps(a.v, b.v)}; }
   static float reduce_max(VecAvx512 a) { return _mm512_reduce_max_ps(a.v); }
   static float reduce_add(VecAvx512 a) { return _mm512_reduce_add_ps(a.v); }

@@ -1,4 +1,5 @@
-// 4-lane fp32 vector in portable C++ for the generic attention kernels (the compiler maps it to SSE).
+// 4-lane fp32 vector in portable C++ for the generic attention kernels (the compiler maps it to
+// SSE).
 #pragma once
 
 #include <cmath>
@@ -23,11 +24,19 @@ struct VecGeneric {
     for (int i = 0; i < 4; ++i) r.v[i] = f(a.v[i], b.v[i]);
     return r;
   }
-  friend VecGeneric operator+(VecGeneric a, VecGeneric b) { return map2(a, b, [](float x, float y) { return x + y; }); }
-  friend VecGeneric operator-(VecGeneric a, VecGeneric b) { return map2(a, b, [](float x, float y) { return x - y; }); }
-  friend VecGeneric operator*(VecGeneric a, VecGeneric b) { return map2(a, b, [](float x, float y) { return x * y; }); }
+  friend VecGeneric operator+(VecGeneric a, VecGeneric b) {
+    return map2(a, b, [](float x, float y) { return x + y; });
+  }
+  friend VecGeneric operator-(VecGeneric a, VecGeneric b) {
+    return map2(a, b, [](float x, float y) { return x - y; });
+  }
+  friend VecGeneric operator*(VecGeneric a, VecGeneric b) {
+    return map2(a, b, [](float x, float y) { return x * y; });
+  }
   static VecGeneric fmadd(VecGeneric a, VecGeneric b, VecGeneric c) { return a * b + c; }
-  static VecGeneric max(VecGeneric a, VecGeneric b) { return map2(a, b, [](float x, float y) { return x > y ? x : y; }); }
+  static VecGeneric max(VecGeneric a, VecGeneric b) {
+    return map2(a, b, [](float x, float y) { return x > y ? x : y; });
+  }
   static float reduce_max(VecGeneric a) {
     const float m0 = a.v[0] > a.v[1] ? a.v[0] : a.v[1];
     const float m1 = a.v[2] > a.v[3] ? a.v[2] : a.v[3];

@@ -69,8 +69,8 @@ void check_arguments(const torch::Tensor& q, const torch::Tensor& k, const torch
                  describe(o.key_lengths));
     check_integral(o.key_lengths, "key_lengths");
   }
-  const bool any_group = o.query_groups.defined() || o.key_groups.defined() ||
-                         o.group_visibility.defined();
+  const bool any_group =
+      o.query_groups.defined() || o.key_groups.defined() || o.group_visibility.defined();
   if (any_group) {
     CHORUS_CHECK(o.query_groups.defined() && o.key_groups.defined() && o.group_visibility.defined(),
                  "attention: a group mask needs query_groups, key_groups and group_visibility "
@@ -80,8 +80,8 @@ void check_arguments(const torch::Tensor& q, const torch::Tensor& k, const torch
     const auto& vis = o.group_visibility;
     CHORUS_CHECK((qg.dim() == 1 && qg.size(0) == Nq) ||
                      (qg.dim() == 2 && qg.size(0) == B && qg.size(1) == Nq),
-                 "attention: query_groups must have shape [B, Nq] = [", B, ", ", Nq, "] or [Nq] = [",
-                 Nq, "], got ", describe(qg));
+                 "attention: query_groups must have shape [B, Nq] = [", B, ", ", Nq,
+                 "] or [Nq] = [", Nq, "], got ", describe(qg));
     CHORUS_CHECK((kg.dim() == 1 && kg.size(0) == Nk) ||
                      (kg.dim() == 2 && kg.size(0) == B && kg.size(1) == Nk),
                  "attention: key_groups must have shape [B, Nk] = [", B, ", ", Nk, "] or [Nk] = [",
@@ -89,7 +89,8 @@ void check_arguments(const torch::Tensor& q, const torch::Tensor& k, const torch
     check_integral(qg, "query_groups");
     check_integral(kg, "key_groups");
     CHORUS_CHECK(vis.dim() == 2 && vis.size(0) == vis.size(1) && vis.size(0) > 0,
-                 "attention: group_visibility must have shape [G, G] with G > 0, got ", describe(vis));
+                 "attention: group_visibility must have shape [G, G] with G > 0, got ",
+                 describe(vis));
     CHORUS_CHECK(vis.scalar_type() == torch::kBool,
                  "attention: group_visibility must be bool, got ", describe(vis));
     const int64_t G = vis.size(0);
@@ -109,8 +110,8 @@ void check_arguments(const torch::Tensor& q, const torch::Tensor& k, const torch
                  ", ", Nk, "], got ", describe(b));
     CHORUS_CHECK(at::isFloatingType(b.scalar_type()),
                  "attention: bias must be a floating-point tensor, got ", describe(b));
-    CHORUS_CHECK(b.device() == q.device(), "attention: bias must be on ", q.device(), " like q, got ",
-                 b.device());
+    CHORUS_CHECK(b.device() == q.device(), "attention: bias must be on ", q.device(),
+                 " like q, got ", b.device());
   }
   for (const auto* t : {&o.key_lengths, &o.query_groups, &o.key_groups, &o.group_visibility}) {
     if (t->defined()) {
@@ -120,8 +121,8 @@ void check_arguments(const torch::Tensor& q, const torch::Tensor& k, const torch
     }
   }
   if (q.is_cuda()) {
-    throw Error(detail::concat("attention: the CUDA kernels are not built yet (q is on ", q.device(),
-                               "); move the inputs to the CPU"));
+    throw Error(detail::concat("attention: the CUDA kernels are not built yet (q is on ",
+                               q.device(), "); move the inputs to the CPU"));
   }
   CHORUS_CHECK(q.is_cpu(), "attention: unsupported device ", q.device(), " (expected cpu)");
 }
@@ -219,8 +220,7 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
   // Returns {output, logsumexp, probabilities (empty unless requested)}.
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const std::optional<torch::Tensor>& bias_in,
-                               double scale,
-                               bool causal, bool probabilities, bool reference,
+                               double scale, bool causal, bool probabilities, bool reference,
                                const MaskTensors& masks) {
     // An absent bias travels as nullopt: autograd records no input for it.
     const torch::Tensor bias = bias_in.value_or(torch::Tensor());
@@ -287,7 +287,14 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
       if (bias.size(0) == 1) dbias = dbias.sum(0, /*keepdim=*/true);
       dbias = dbias.to(bias.scalar_type());
     }
-    return {dq, dk, dv, dbias, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
+    return {dq,
+            dk,
+            dv,
+            dbias,
+            torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor(),
             torch::Tensor()};
   }
 };
@@ -298,13 +305,14 @@ AttentionOutput attention_forward_with(AttentionCpuKernel kernel, const torch::T
                                        const torch::Tensor& k, const torch::Tensor& v,
                                        const AttentionOptions& options) {
   check_arguments(q, k, v, options);
-  const double scale = options.scale.value_or(q.size(3) > 0 ? 1.0 / std::sqrt(static_cast<double>(q.size(3))) : 1.0);
+  const double scale =
+      options.scale.value_or(q.size(3) > 0 ? 1.0 / std::sqrt(static_cast<double>(q.size(3))) : 1.0);
   const MaskTensors masks = prepare_masks(options);
   std::optional<torch::Tensor> bias;
   if (options.bias.defined()) bias = options.bias;
-  auto results = AttentionFunction::apply(q, k, v, bias, scale, options.causal,
-                                          options.return_probabilities,
-                                          kernel == AttentionCpuKernel::kReference, masks);
+  auto results =
+      AttentionFunction::apply(q, k, v, bias, scale, options.causal, options.return_probabilities,
+                               kernel == AttentionCpuKernel::kReference, masks);
   AttentionOutput output;
   output.output = results[0];
   output.logsumexp = results[1];

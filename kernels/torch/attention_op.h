@@ -8,14 +8,19 @@
 namespace chorus {
 
 struct AttentionOptions {
-  std::optional<double> scale;     // default 1/sqrt(D); T5 passes 1.0
-  bool causal = false;             // bottom-right aligned when Nq != Nk: query i sees keys j <= i + (Nk - Nq)
+  // Default 1/sqrt(D); T5 passes 1.0.
+  std::optional<double> scale;
+  // Bottom-right aligned when Nq != Nk: query i sees keys j <= i + (Nk - Nq).
+  bool causal = false;
   torch::Tensor key_lengths;       // optional int64 [B]: keys j >= key_lengths[b] are masked
   torch::Tensor query_groups;      // optional int64 [B, Nq] or [Nq]: group (agent) id per query
   torch::Tensor key_groups;        // optional int64 [B, Nk] or [Nk]: group id per key
   torch::Tensor group_visibility;  // bool [G, G]: query group g may see key group h iff [g][h]
-  torch::Tensor bias;              // optional float additive bias with shape [B|1, H|1, Nq, Nk]; differentiable (gradient reduced over broadcast dims)
-  bool return_probabilities = false;  // also return the [B,H,Nq,Nk] probabilities (visualisation only, no gradient)
+  // Optional float additive bias with shape [B|1, H|1, Nq, Nk]; differentiable (gradient reduced
+  // over broadcast dims).
+  torch::Tensor bias;
+  // Also return the [B,H,Nq,Nk] probabilities (visualisation only, no gradient).
+  bool return_probabilities = false;
 };
 
 struct AttentionOutput {
@@ -24,11 +29,11 @@ struct AttentionOutput {
   torch::Tensor probabilities;  // undefined unless requested
 };
 
-// Differentiable w.r.t. q, k, v and bias. Fully masked rows give zeros (output and gradients), never NaN.
-// q [B,H,Nq,D], k [B,H,Nk,D], v [B,H,Nk,Dv], any strides, float32 or bfloat16. Bad shapes, dtypes or
-// masks throw chorus::Error naming the argument, its shape and the expected one.
-AttentionOutput attention_forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                  const AttentionOptions& options = {});
+// Differentiable w.r.t. q, k, v and bias. Fully masked rows give zeros (output and gradients),
+// never NaN. q [B,H,Nq,D], k [B,H,Nk,D], v [B,H,Nk,Dv], any strides, float32 or bfloat16. Bad
+// shapes, dtypes or masks throw chorus::Error naming the argument, its shape and the expected one.
+AttentionOutput attention_forward(const torch::Tensor& q, const torch::Tensor& k,
+                                  const torch::Tensor& v, const AttentionOptions& options = {});
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const AttentionOptions& options = {});
 

@@ -23,14 +23,16 @@ class GuardedBuffer {
   static constexpr int64_t kGuardBytes = 4096;
   static constexpr unsigned char kPattern = 0xA5;
   GuardedBuffer(int64_t elements, int64_t bytes)
-      : bytes_(elements * bytes), storage_(static_cast<size_t>(bytes_ + 2 * kGuardBytes), kPattern) {}
+      : bytes_(elements * bytes),
+        storage_(static_cast<size_t>(bytes_ + 2 * kGuardBytes), kPattern) {}
   void* data() { return storage_.data() + kGuardBytes; }
   float* floats() { return static_cast<float*>(data()); }
   // Where the guards were overwritten (empty when intact).
   std::string damage() const {
     for (int64_t i = 0; i < kGuardBytes; ++i) {
       if (storage_[i] != kPattern) return "byte " + std::to_string(i - kGuardBytes) + " before";
-      if (storage_[kGuardBytes + bytes_ + i] != kPattern) return "byte " + std::to_string(i) + " after";
+      if (storage_[kGuardBytes + bytes_ + i] != kPattern)
+        return "byte " + std::to_string(i) + " after";
     }
     return "";
   }
@@ -135,8 +137,11 @@ TEST_P(AttentionGuards, KernelsWriteOnlyTheirOutputs) {
       attention_backward_reference(p, a);
     }
     for (const auto& [name, buffer] : {std::pair<const char*, GuardedBuffer*>{"out", &r->out},
-                                       {"logsumexp", &r->lse}, {"probabilities", &r->probs},
-                                       {"dq", &r->dq}, {"dk", &r->dk}, {"dv", &r->dv},
+                                       {"logsumexp", &r->lse},
+                                       {"probabilities", &r->probs},
+                                       {"dq", &r->dq},
+                                       {"dk", &r->dk},
+                                       {"dv", &r->dv},
                                        {"dbias", &r->dbias}}) {
       EXPECT_EQ(buffer->damage(), "") << (r == &fast ? "fast " : "reference ") << name;
     }
@@ -226,12 +231,19 @@ TEST(AttentionBadInput, NamesTheArgumentAndTheExpectedShape) {
   const auto v = torch::randn({2, 3, 7, 4});
   expect_error([&] { chorus::attention(q[0], k, v); }, {"q", "[B, H, Nq, D]", "[3, 5, 8]"});
   expect_error([&] { chorus::attention(q, k.unsqueeze(0), v); }, {"k", "[B, H, Nk, D]"});
-  expect_error([&] { chorus::attention(q, torch::randn({2, 3, 7, 9}), v); },
-               {"k", "[2, 3, Nk, 8]", "[2, 3, 7, 9]"});
+  expect_error(
+      [&] {
+        chorus::attention(q, torch::randn({2, 3, 7, 9}), v);
+      },
+      {"k", "[2, 3, Nk, 8]", "[2, 3, 7, 9]"});
   expect_error([&] { chorus::attention(q, torch::randn({2, 4, 7, 8}), v); }, {"k", "[2, 4, 7, 8]"});
-  expect_error([&] { chorus::attention(q, k, torch::randn({2, 3, 6, 4})); },
-               {"v", "[2, 3, 7, Dv]", "[2, 3, 6, 4]"});
-  expect_error([&] { chorus::attention(q.to(torch::kFloat64), k, v); }, {"q", "float32 or bfloat16"});
+  expect_error(
+      [&] {
+        chorus::attention(q, k, torch::randn({2, 3, 6, 4}));
+      },
+      {"v", "[2, 3, 7, Dv]", "[2, 3, 6, 4]"});
+  expect_error([&] { chorus::attention(q.to(torch::kFloat64), k, v); },
+               {"q", "float32 or bfloat16"});
   expect_error([&] { chorus::attention(q, k.to(torch::kBFloat16), v); }, {"dtype", "BFloat16"});
   chorus::AttentionOptions o;
   o.key_lengths = torch::tensor({3}, torch::kInt64);
@@ -241,7 +253,8 @@ TEST(AttentionBadInput, NamesTheArgumentAndTheExpectedShape) {
   expect_error([&] { chorus::attention(q, k, v, o); }, {"key_lengths", "int64"});
   o = {};
   o.bias = torch::randn({2, 3, 5, 6});
-  expect_error([&] { chorus::attention(q, k, v, o); }, {"bias", "[2|1, 3|1, 5, 7]", "[2, 3, 5, 6]"});
+  expect_error([&] { chorus::attention(q, k, v, o); },
+               {"bias", "[2|1, 3|1, 5, 7]", "[2, 3, 5, 6]"});
   o = {};
   o.group_visibility = torch::ones({2, 2}, torch::kBool);
   o.query_groups = torch::zeros({5}, torch::kInt64);

@@ -39,7 +39,8 @@ void check_case(const AttentionCase& c) {
   expect_close_to_gold("dq", fast.dq, naive.dq, gold.dq, floor);
   expect_close_to_gold("dk", fast.dk, naive.dk, gold.dk, floor);
   expect_close_to_gold("dv", fast.dv, naive.dv, gold.dv, floor);
-  if (gold.dbias.defined()) expect_close_to_gold("dbias", fast.dbias, naive.dbias, gold.dbias, floor);
+  if (gold.dbias.defined())
+    expect_close_to_gold("dbias", fast.dbias, naive.dbias, gold.dbias, floor);
   EXPECT_EQ(fast.out.scalar_type(), c.dtype);
   EXPECT_EQ(fast.dq.scalar_type(), c.dtype);
   if (reference_affordable(c)) {
@@ -223,8 +224,8 @@ TEST(AttentionGradients, AgreeWithFiniteDifferences) {
     return (out * x.dout.to(torch::kFloat64)).sum().item<double>();
   };
   const float h = 1e-2f;
-  auto check = [&](const char* name, torch::Tensor AttentionInputs::*field, const torch::Tensor& grad,
-                   bool is_bias) {
+  auto check = [&](const char* name, torch::Tensor AttentionInputs::*field,
+                   const torch::Tensor& grad, bool is_bias) {
     torch::Tensor base = is_bias ? in.options.bias : in.*field;
     base = base.contiguous();
     for (int64_t i = 0; i < base.numel(); i += 7) {
@@ -298,8 +299,8 @@ TEST(AttentionOutputs, ProbabilitiesAndLogSumExpMatchThePlainFormula) {
     s = s.masked_fill(in.visible.logical_not(), -std::numeric_limits<double>::infinity());
     const auto lse = torch::logsumexp(s, -1);
     const auto any = in.visible.any(-1);
-    const auto p = torch::softmax(s.masked_fill(any.unsqueeze(-1).logical_not(), 0), -1) *
-                   any.unsqueeze(-1);
+    const auto p =
+        torch::softmax(s.masked_fill(any.unsqueeze(-1).logical_not(), 0), -1) * any.unsqueeze(-1);
     ASSERT_TRUE(r.probabilities.defined());
     EXPECT_LT(max_abs_diff(r.probabilities, p), 1e-5);
     const auto finite = torch::isfinite(lse);

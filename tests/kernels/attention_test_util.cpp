@@ -96,8 +96,9 @@ AttentionInputs make_inputs(const AttentionCase& c, uint64_t seed) {
   return in;
 }
 
-torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              const torch::Tensor& visible, const torch::Tensor& bias, double scale) {
+torch::Tensor plain_attention(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, const torch::Tensor& visible,
+                              const torch::Tensor& bias, double scale) {
   auto s = torch::matmul(q, k.transpose(-2, -1)) * scale;
   if (bias.defined()) s = s + bias.to(s.scalar_type());
   const auto any = visible.any(-1, /*keepdim=*/true);
@@ -139,8 +140,8 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
 }
 
-void expect_close_to_gold(const std::string& what, const torch::Tensor& got, const torch::Tensor& naive,
-                          const torch::Tensor& gold, double floor) {
+void expect_close_to_gold(const std::string& what, const torch::Tensor& got,
+                          const torch::Tensor& naive, const torch::Tensor& gold, double floor) {
   ASSERT_TRUE(got.defined()) << what << ": missing";
   ASSERT_EQ(got.sizes(), gold.sizes()) << what;
   ASSERT_FALSE(got.to(torch::kFloat64).isnan().any().item<bool>()) << what << ": NaN";
@@ -157,8 +158,8 @@ void expect_close_to_gold(const std::string& what, const torch::Tensor& got, con
   for (int64_t i = 0; i < std::min<int64_t>(bad.size(0), 5); ++i) {
     std::vector<at::indexing::TensorIndex> idx;
     for (int64_t d = 0; d < bad.size(1); ++d) idx.emplace_back(bad[i][d].item<int64_t>());
-    out << "\n  at " << bad[i].sizes() << " " << bad[i].to(torch::kInt64).unsqueeze(0)
-        << " got " << flat_got.index(idx).item<double>() << " want "
+    out << "\n  at " << bad[i].sizes() << " " << bad[i].to(torch::kInt64).unsqueeze(0) << " got "
+        << flat_got.index(idx).item<double>() << " want "
         << gold.to(torch::kFloat64).index(idx).item<double>();
   }
   ADD_FAILURE() << out.str();

@@ -8,6 +8,9 @@ namespace chorus::cli {
 // `chorus info`: version, LibTorch, CUDA, CPU ISA and threads.
 void add_info_command(CLI::App& app);
 
+// `chorus convert SRC DST`: Hugging Face folder <-> Chorus HDF5 checkpoint.
+void add_convert_command(CLI::App& app);
+
 // `chorus generate --model DIR --input TEXT`: greedy, beam search or sampling.
 void add_generate_command(CLI::App& app);
 

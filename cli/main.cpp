@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.failure_message(CLI::FailureMessage::help);
 
   chorus::cli::add_info_command(app);
+  chorus::cli::add_convert_command(app);
   chorus::cli::add_score_command(app);
   chorus::cli::add_generate_command(app);
 

@@ -1,4 +1,5 @@
-// libFuzzer target: the safetensors header parser must reject or accept any bytes without reading out of bounds.
+// libFuzzer target: the safetensors header parser must reject or accept any bytes without reading
+// out of bounds.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -13,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<char> bytes(data, data + size);
   const std::string_view view(bytes.data(), bytes.size());
   try {
-    const chorus::model::SafetensorsLayout layout = chorus::model::parse_safetensors_layout(view, "fuzz");
+    const chorus::model::SafetensorsLayout layout =
+        chorus::model::parse_safetensors_layout(view, "fuzz");
     // Accepted: the promised invariants must hold, and every tensor's bytes must be readable.
     std::uint64_t cursor = 0;
     std::vector<char> sink;
@@ -23,7 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       for (std::int64_t dim : entry.shape) numel *= static_cast<std::uint64_t>(dim);
       if (numel * entry.element_bytes != entry.end - entry.begin) __builtin_trap();
       sink.resize(entry.end - entry.begin);
-      if (!sink.empty()) std::memcpy(sink.data(), view.data() + layout.data_start + entry.begin, sink.size());
+      if (!sink.empty())
+        std::memcpy(sink.data(), view.data() + layout.data_start + entry.begin, sink.size());
       cursor = entry.end;
     }
     if (layout.data_start + cursor != size) __builtin_trap();

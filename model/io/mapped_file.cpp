@@ -27,7 +27,8 @@ MappedFile::MappedFile(const std::filesystem::path& path) {
     ::close(fd);
     if (data_ == MAP_FAILED) {
       data_ = nullptr;
-      throw Error(detail::concat(path.string(), ": cannot map ", size_, " bytes (", std::strerror(map_errno), ")"));
+      throw Error(detail::concat(path.string(), ": cannot map ", size_, " bytes (",
+                                 std::strerror(map_errno), ")"));
     }
   } else {
     ::close(fd);

@@ -26,19 +26,22 @@ void save_model_checkpoint(const std::filesystem::path& file, const ModelFiles& 
 ModelFiles load_model_checkpoint(const std::filesystem::path& file) {
   TensorFile in = load_tensor_file(file);
   auto format = in.metadata.find(kFormatKey);
-  CHORUS_CHECK(format != in.metadata.end(), file.string(), ": not a Chorus model checkpoint (no '", kFormatKey,
-               "' metadata)");
-  CHORUS_CHECK(format->second == kFormatValue, file.string(), ": model checkpoint format '", format->second,
-               "' is not the supported '", kFormatValue, "'");
+  CHORUS_CHECK(format != in.metadata.end(), file.string(), ": not a Chorus model checkpoint (no '",
+               kFormatKey, "' metadata)");
+  CHORUS_CHECK(format->second == kFormatValue, file.string(), ": model checkpoint format '",
+               format->second, "' is not the supported '", kFormatValue, "'");
   auto config_text = in.metadata.find(kConfigKey);
-  CHORUS_CHECK(config_text != in.metadata.end(), file.string(), ": the checkpoint has no '", kConfigKey, "' metadata");
+  CHORUS_CHECK(config_text != in.metadata.end(), file.string(), ": the checkpoint has no '",
+               kConfigKey, "' metadata");
   ModelFiles model;
   try {
     model.config = nlohmann::json::parse(config_text->second);
   } catch (const nlohmann::json::exception& e) {
-    throw Error(detail::concat(file.string(), ": metadata '", kConfigKey, "' is not valid JSON (", e.what(), ")"));
+    throw Error(detail::concat(file.string(), ": metadata '", kConfigKey, "' is not valid JSON (",
+                               e.what(), ")"));
   }
-  CHORUS_CHECK(model.config.is_object(), file.string(), ": metadata '", kConfigKey, "' is not a JSON object");
+  CHORUS_CHECK(model.config.is_object(), file.string(), ": metadata '", kConfigKey,
+               "' is not a JSON object");
   model.weights.set_source(file.string());
   for (auto& [name, tensor] : in.tensors) model.weights.insert(std::move(name), std::move(tensor));
   return model;

@@ -1,4 +1,5 @@
-// A model's config and weights from either on-disk form: a Hugging Face folder or a Chorus HDF5 file.
+// A model's config and weights from either on-disk form: a Hugging Face folder or a Chorus HDF5
+// file.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -9,10 +9,11 @@ namespace chorus::model {
 namespace fs = std::filesystem;
 
 ConversionSummary convert_model(const fs::path& source, const fs::path& destination) {
-  CHORUS_CHECK(fs::exists(source), source.string(), ": not found (expected a Hugging Face model folder or a .h5 checkpoint)");
+  CHORUS_CHECK(fs::exists(source), source.string(),
+               ": not found (expected a Hugging Face model folder or a .h5 checkpoint)");
   std::error_code error;
-  CHORUS_CHECK(!fs::exists(destination) || !fs::equivalent(source, destination, error), destination.string(),
-               ": the destination is the source");
+  CHORUS_CHECK(!fs::exists(destination) || !fs::equivalent(source, destination, error),
+               destination.string(), ": the destination is the source");
   const ModelFiles model = load_model_files(source);
   ConversionSummary summary;
   summary.tensors = model.weights.size();

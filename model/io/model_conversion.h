@@ -19,6 +19,7 @@ struct ConversionSummary {
 // dtypes and values bit for bit. Only the model is converted: tokenizer files
 // are not carried. Refuses a destination that would be the wrong kind (a
 // folder for a checkpoint or a file for a folder) or the source itself.
-ConversionSummary convert_model(const std::filesystem::path& source, const std::filesystem::path& destination);
+ConversionSummary convert_model(const std::filesystem::path& source,
+                                const std::filesystem::path& destination);
 
 }  // namespace chorus::model

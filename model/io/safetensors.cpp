@@ -1,7 +1,7 @@
 #include "model/io/safetensors.h"
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include <cstring>
 #include <fstream>
@@ -22,18 +22,29 @@ constexpr const char* kMetadataKey = "__metadata__";
 // The torch dtype of each safetensors dtype name (sizes agree with safetensors_dtypes()).
 const std::vector<std::pair<std::string, torch::ScalarType>>& torch_dtypes() {
   static const std::vector<std::pair<std::string, torch::ScalarType>> table = {
-      {"BOOL", torch::kBool},    {"U8", torch::kByte},     {"I8", torch::kChar},
-      {"I16", torch::kShort},    {"U16", torch::kUInt16},  {"I32", torch::kInt},
-      {"U32", torch::kUInt32},   {"I64", torch::kLong},    {"U64", torch::kUInt64},
-      {"F16", torch::kHalf},     {"BF16", torch::kBFloat16}, {"F32", torch::kFloat},
-      {"F64", torch::kDouble},   {"F8_E4M3", torch::kFloat8_e4m3fn}, {"F8_E5M2", torch::kFloat8_e5m2}};
+      {"BOOL", torch::kBool},
+      {"U8", torch::kByte},
+      {"I8", torch::kChar},
+      {"I16", torch::kShort},
+      {"U16", torch::kUInt16},
+      {"I32", torch::kInt},
+      {"U32", torch::kUInt32},
+      {"I64", torch::kLong},
+      {"U64", torch::kUInt64},
+      {"F16", torch::kHalf},
+      {"BF16", torch::kBFloat16},
+      {"F32", torch::kFloat},
+      {"F64", torch::kDouble},
+      {"F8_E4M3", torch::kFloat8_e4m3fn},
+      {"F8_E5M2", torch::kFloat8_e5m2}};
   return table;
 }
 
 torch::ScalarType torch_dtype(const std::string& name) {
   for (const auto& [dtype, type] : torch_dtypes())
     if (dtype == name) return type;
-  throw Error("safetensors: no torch dtype for " + name);  // unreachable: the layout checked the name
+  throw Error("safetensors: no torch dtype for " +
+              name);  // unreachable: the layout checked the name
 }
 
 const char* dtype_name(torch::ScalarType type) {
@@ -57,8 +68,10 @@ SafetensorsContents parse_safetensors(std::string_view bytes, const std::string&
   contents.weights.set_source(source);
   const char* data = bytes.data() + layout.data_start;
   for (const SafetensorsEntry& entry : layout.entries) {
-    torch::Tensor tensor = torch::empty(entry.shape, torch::TensorOptions().dtype(torch_dtype(entry.dtype)));
-    if (entry.end > entry.begin) std::memcpy(tensor.data_ptr(), data + entry.begin, entry.end - entry.begin);
+    torch::Tensor tensor =
+        torch::empty(entry.shape, torch::TensorOptions().dtype(torch_dtype(entry.dtype)));
+    if (entry.end > entry.begin)
+      std::memcpy(tensor.data_ptr(), data + entry.begin, entry.end - entry.begin);
     contents.weights.insert(entry.name, std::move(tensor));
   }
   return contents;
@@ -69,7 +82,9 @@ SafetensorsContents read_safetensors(const std::filesystem::path& file) {
   return parse_safetensors(mapped.bytes(), file.string());
 }
 
-WeightMap load_safetensors(const std::filesystem::path& file) { return read_safetensors(file).weights; }
+WeightMap load_safetensors(const std::filesystem::path& file) {
+  return read_safetensors(file).weights;
+}
 
 void save_safetensors(const std::filesystem::path& file, const WeightMap& weights,
                       const std::map<std::string, std::string>& metadata) {
@@ -79,14 +94,17 @@ void save_safetensors(const std::filesystem::path& file, const WeightMap& weight
   if (!metadata.empty()) header[kMetadataKey] = metadata;
   std::uint64_t offset = 0;
   for (const auto& [name, tensor] : weights) {
-    CHORUS_CHECK(name != kMetadataKey, file.string(), ": a tensor cannot be called '", kMetadataKey, "'");
+    CHORUS_CHECK(name != kMetadataKey, file.string(), ": a tensor cannot be called '", kMetadataKey,
+                 "'");
     const char* dtype = dtype_name(tensor.scalar_type());
     CHORUS_CHECK(dtype != nullptr, file.string(), ": tensor '", name, "' has dtype ",
-                 c10::toString(tensor.scalar_type()), ", which safetensors cannot store (supported: ",
-                 supported_dtypes(), ")");
+                 c10::toString(tensor.scalar_type()),
+                 ", which safetensors cannot store (supported: ", supported_dtypes(), ")");
     host.push_back(tensor.detach().to(torch::kCPU).contiguous());
     const std::uint64_t bytes = static_cast<std::uint64_t>(host.back().nbytes());
-    header[name] = {{"dtype", dtype}, {"shape", tensor.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    header[name] = {{"dtype", dtype},
+                    {"shape", tensor.sizes().vec()},
+                    {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string header_text = header.dump();
@@ -100,7 +118,8 @@ void save_safetensors(const std::filesystem::path& file, const WeightMap& weight
     out.write(reinterpret_cast<const char*>(&header_bytes), 8);
     out.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
     for (const torch::Tensor& tensor : host)
-      out.write(static_cast<const char*>(tensor.data_ptr()), static_cast<std::streamsize>(tensor.nbytes()));
+      out.write(static_cast<const char*>(tensor.data_ptr()),
+                static_cast<std::streamsize>(tensor.nbytes()));
     out.flush();
     CHORUS_CHECK(out.good(), tmp.string(), ": write failed");
   });

@@ -1,4 +1,5 @@
-// The validated layout of a safetensors file (names, dtypes, shapes, byte ranges), parsed without LibTorch.
+// The validated layout of a safetensors file (names, dtypes, shapes, byte ranges), parsed without
+// LibTorch.
 #pragma once
 
 #include <cstddef>
@@ -23,9 +24,9 @@ struct SafetensorsEntry {
 };
 
 struct SafetensorsLayout {
-  std::vector<SafetensorsEntry> entries;         // sorted by offset; they tile the data buffer exactly
-  std::map<std::string, std::string> metadata;   // "__metadata__"
-  std::size_t data_start = 0;                    // byte offset of the data buffer in the file
+  std::vector<SafetensorsEntry> entries;  // sorted by offset; they tile the data buffer exactly
+  std::map<std::string, std::string> metadata;  // "__metadata__"
+  std::size_t data_start = 0;                   // byte offset of the data buffer in the file
 };
 
 // The dtype names the format defines that Chorus reads, with their element sizes.

@@ -48,7 +48,8 @@ std::string source_or_default(const std::string& source) {
 
 void WeightMap::insert(std::string name, torch::Tensor tensor) {
   CHORUS_CHECK(!name.empty(), source_or_default(source_), ": a tensor with an empty name");
-  CHORUS_CHECK(index_.count(name) == 0, source_or_default(source_), ": duplicate tensor name '", name, "'");
+  CHORUS_CHECK(index_.count(name) == 0, source_or_default(source_), ": duplicate tensor name '",
+               name, "'");
   index_.emplace(name, entries_.size());
   entries_.emplace_back(std::move(name), std::move(tensor));
 }
@@ -98,7 +99,8 @@ void check_expected_weights(const WeightMap& weights, const std::vector<std::str
     if (!weights.contains(name)) missing.push_back(name);
   std::vector<std::string> unexpected;
   for (const auto& entry : weights)
-    if (!expected_set.count(entry.first) && !ignored.count(entry.first)) unexpected.push_back(entry.first);
+    if (!expected_set.count(entry.first) && !ignored.count(entry.first))
+      unexpected.push_back(entry.first);
   if (missing.empty() && unexpected.empty()) return;
   std::ostringstream message;
   message << source_or_default(weights.source()) << ": the weights do not match the model";
@@ -108,13 +110,16 @@ void check_expected_weights(const WeightMap& weights, const std::vector<std::str
   throw Error(message.str());
 }
 
-std::vector<std::string> closest_names(const std::string& name, const std::vector<std::string>& candidates,
+std::vector<std::string> closest_names(const std::string& name,
+                                       const std::vector<std::string>& candidates,
                                        std::size_t how_many) {
   std::vector<std::pair<std::size_t, std::string>> scored;
   scored.reserve(candidates.size());
-  for (const std::string& candidate : candidates) scored.emplace_back(edit_distance(name, candidate), candidate);
+  for (const std::string& candidate : candidates)
+    scored.emplace_back(edit_distance(name, candidate), candidate);
   const std::size_t keep = std::min(how_many, scored.size());
-  std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(keep), scored.end());
+  std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(keep),
+                    scored.end());
   std::vector<std::string> out;
   for (std::size_t i = 0; i < keep; ++i) out.push_back(scored[i].second);
   return out;

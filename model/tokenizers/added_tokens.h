@@ -1,4 +1,5 @@
-// AddedTokens: tokens matched verbatim in the text before the subword model runs (specials, sentinels).
+// AddedTokens: tokens matched verbatim in the text before the subword model runs (specials,
+// sentinels).
 #pragma once
 
 #include <array>
@@ -15,9 +16,9 @@ namespace chorus::model {
 struct AddedToken {
   std::string content;
   int64_t id = -1;
-  bool lstrip = false;   // swallows whitespace on its left
-  bool rstrip = false;   // swallows whitespace on its right
-  bool special = true;   // dropped by decode(skip_special_tokens=true)
+  bool lstrip = false;  // swallows whitespace on its left
+  bool rstrip = false;  // swallows whitespace on its right
+  bool special = true;  // dropped by decode(skip_special_tokens=true)
 };
 
 // A piece of text after splitting out added tokens: either plain text for

@@ -29,7 +29,8 @@ struct ByteMap {
     decoded.fill(-1);
     int next = 256;
     for (int byte = 0; byte < 256; ++byte) {
-      const bool printable = (byte >= 33 && byte <= 126) || (byte >= 161 && byte <= 172) || (byte >= 174);
+      const bool printable =
+          (byte >= 33 && byte <= 126) || (byte >= 161 && byte <= 172) || (byte >= 174);
       const char32_t cp = printable ? static_cast<char32_t>(byte) : static_cast<char32_t>(next++);
       unicode::append_utf8(encoded[byte], cp);
       decoded[cp] = byte;
@@ -42,12 +43,15 @@ const ByteMap& byte_map() {
   return map;
 }
 
-std::unordered_map<std::string, int64_t> vocabulary_from_json(const nlohmann::json& vocab, const std::string& where) {
-  CHORUS_CHECK(vocab.is_object(), where, ": the vocabulary is ", vocab.type_name(), ", expected an object token -> id");
+std::unordered_map<std::string, int64_t> vocabulary_from_json(const nlohmann::json& vocab,
+                                                              const std::string& where) {
+  CHORUS_CHECK(vocab.is_object(), where, ": the vocabulary is ", vocab.type_name(),
+               ", expected an object token -> id");
   std::unordered_map<std::string, int64_t> out;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    CHORUS_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 0, where, ": token '", it.key(),
-                 "' has id ", it.value().dump(), ", expected a non-negative integer");
+    CHORUS_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 0, where,
+                 ": token '", it.key(), "' has id ", it.value().dump(),
+                 ", expected a non-negative integer");
     out.emplace(it.key(), it.value().get<int64_t>());
   }
   return out;
@@ -55,7 +59,8 @@ std::unordered_map<std::string, int64_t> vocabulary_from_json(const nlohmann::js
 
 }  // namespace
 
-ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const Options& options) : add_prefix_space_(options.add_prefix_space) {}
+ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const Options& options)
+    : add_prefix_space_(options.add_prefix_space) {}
 
 ByteLevelBpeTokenizer::~ByteLevelBpeTokenizer() = default;
 
@@ -76,8 +81,8 @@ ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const fs::path& vocab_json, const f
     const std::size_t space = line.find(' ');
     CHORUS_CHECK(space != std::string::npos && space > 0 && space + 1 < line.size() &&
                      line.find(' ', space + 1) == std::string::npos,
-                 merges_txt.string(), ":", line_number, ": expected two tokens separated by one space, found '",
-                 line, "'");
+                 merges_txt.string(), ":", line_number,
+                 ": expected two tokens separated by one space, found '", line, "'");
     add_merge(line.substr(0, space), line.substr(space + 1), rank++,
               detail::concat(merges_txt.string(), ":", line_number));
   }
@@ -99,11 +104,13 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::load(const fs::pat
   // tokenizer.json: the `tokenizers` library's single-file form.
   const fs::path file = folder / "tokenizer.json";
   auto json = read_json_object_if_present(file);
-  CHORUS_CHECK(json.has_value(), folder.string(), ": no vocab.json + merges.txt and no tokenizer.json");
+  CHORUS_CHECK(json.has_value(), folder.string(),
+               ": no vocab.json + merges.txt and no tokenizer.json");
   const std::string where = file.string();
   auto model = json->find("model");
   CHORUS_CHECK(model != json->end() && model->is_object(), where, ": missing object 'model'");
-  CHORUS_CHECK(model->value("type", std::string()) == "BPE", where, ": model type '", model->value("type", std::string()),
+  CHORUS_CHECK(model->value("type", std::string()) == "BPE", where, ": model type '",
+               model->value("type", std::string()),
                "' is not BPE (only byte-level BPE tokenizer.json files are read)");
   auto pre = json->find("pre_tokenizer");
   if (pre != json->end() && pre->is_object() && pre->value("type", std::string()) == "ByteLevel")
@@ -114,7 +121,8 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::load(const fs::pat
   CHORUS_CHECK(vocab != model->end(), where, ": missing 'model.vocab'");
   tokenizer->set_vocabulary(vocabulary_from_json(*vocab, where + " model.vocab"), where);
   auto merges = model->find("merges");
-  CHORUS_CHECK(merges != model->end() && merges->is_array(), where, ": missing array 'model.merges'");
+  CHORUS_CHECK(merges != model->end() && merges->is_array(), where,
+               ": missing array 'model.merges'");
   int64_t rank = 0;
   for (const nlohmann::json& merge : *merges) {
     const std::string at = detail::concat(where, " model.merges[", rank, "]");
@@ -126,8 +134,9 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::load(const fs::pat
                    ": expected two tokens separated by a space, found '", text, "'");
       left = text.substr(0, space), right = text.substr(space + 1);
     } else {  // ["a", "b"]
-      CHORUS_CHECK(merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string(), at,
-                   ": expected \"a b\" or [\"a\", \"b\"], found ", merge.dump());
+      CHORUS_CHECK(
+          merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string(), at,
+          ": expected \"a b\" or [\"a\", \"b\"], found ", merge.dump());
       left = merge[0].get<std::string>(), right = merge[1].get<std::string>();
     }
     tokenizer->add_merge(left, right, rank++, at);
@@ -138,9 +147,11 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::load(const fs::pat
     for (const nlohmann::json& token : *added) {
       CHORUS_CHECK(token.is_object() && token.contains("id") && token["id"].is_number_integer() &&
                        token.contains("content") && token["content"].is_string(),
-                   where, ": added token ", token.dump(), " lacks an integer 'id' or a string 'content'");
+                   where, ": added token ", token.dump(),
+                   " lacks an integer 'id' or a string 'content'");
       tokenizer->added_.add({token["content"].get<std::string>(), token["id"].get<int64_t>(),
-                             token.value("lstrip", false), token.value("rstrip", false), token.value("special", false)});
+                             token.value("lstrip", false), token.value("rstrip", false),
+                             token.value("special", false)});
     }
   }
   read_added_tokens(folder, tokenizer->added_);
@@ -148,30 +159,34 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::load(const fs::pat
   return tokenizer;
 }
 
-void ByteLevelBpeTokenizer::set_vocabulary(std::unordered_map<std::string, int64_t> vocab, const std::string& where) {
+void ByteLevelBpeTokenizer::set_vocabulary(std::unordered_map<std::string, int64_t> vocab,
+                                           const std::string& where) {
   CHORUS_CHECK(!vocab.empty(), where, ": the vocabulary is empty");
   int64_t largest = -1;
   for (const auto& entry : vocab) largest = std::max(largest, entry.second);
-  CHORUS_CHECK(largest < std::numeric_limits<int32_t>::max(), where, ": token id ", largest, " is implausibly large");
+  CHORUS_CHECK(largest < std::numeric_limits<int32_t>::max(), where, ": token id ", largest,
+               " is implausibly large");
   tokens_.assign(static_cast<std::size_t>(largest + 1), std::string());
   std::vector<bool> used(tokens_.size(), false);
   for (auto& [token, id] : vocab) {
-    CHORUS_CHECK(!used[id], where, ": id ", id, " is given to both '", tokens_[id], "' and '", token, "'");
+    CHORUS_CHECK(!used[id], where, ": id ", id, " is given to both '", tokens_[id], "' and '",
+                 token, "'");
     used[id] = true;
     tokens_[id] = token;
   }
   for (std::size_t id = 0; id < used.size(); ++id)
-    CHORUS_CHECK(used[id], where, ": no token has id ", id, " (ids must be 0..", largest, " without gaps)");
+    CHORUS_CHECK(used[id], where, ": no token has id ", id, " (ids must be 0..", largest,
+                 " without gaps)");
   ids_ = std::move(vocab);
 }
 
-void ByteLevelBpeTokenizer::add_merge(const std::string& left, const std::string& right, int64_t rank,
-                                      const std::string& where) {
+void ByteLevelBpeTokenizer::add_merge(const std::string& left, const std::string& right,
+                                      int64_t rank, const std::string& where) {
   auto l = ids_.find(left), r = ids_.find(right), merged = ids_.find(left + right);
   CHORUS_CHECK(l != ids_.end() && r != ids_.end(), where, ": merge '", left, " ", right,
                "' uses a token missing from the vocabulary");
-  CHORUS_CHECK(merged != ids_.end(), where, ": merge '", left, " ", right, "' makes '", left + right,
-               "', which is missing from the vocabulary");
+  CHORUS_CHECK(merged != ids_.end(), where, ": merge '", left, " ", right, "' makes '",
+               left + right, "', which is missing from the vocabulary");
   // A repeated pair keeps its first (best) rank.
   merges_.emplace(std::make_pair(l->second, r->second), std::make_pair(rank, merged->second));
 }
@@ -179,15 +194,17 @@ void ByteLevelBpeTokenizer::add_merge(const std::string& left, const std::string
 void ByteLevelBpeTokenizer::finish(const Options& options, const std::string& where) {
   // Added tokens may extend the id range (ids past the vocabulary).
   for (const AddedToken& token : added_.all()) {
-    CHORUS_CHECK(token.id >= 0 && token.id < std::numeric_limits<int32_t>::max(), where, ": added token '",
-                 token.content, "' has id ", token.id);
-    if (token.id >= static_cast<int64_t>(tokens_.size())) tokens_.resize(static_cast<std::size_t>(token.id) + 1);
+    CHORUS_CHECK(token.id >= 0 && token.id < std::numeric_limits<int32_t>::max(), where,
+                 ": added token '", token.content, "' has id ", token.id);
+    if (token.id >= static_cast<int64_t>(tokens_.size()))
+      tokens_.resize(static_cast<std::size_t>(token.id) + 1);
     tokens_[token.id] = token.content;
   }
   const auto special = [&](const std::string& content, bool lstrip, bool required) -> int64_t {
     if (const AddedToken* token = added_.find_content(content)) return token->id;
     auto it = ids_.find(content);
-    CHORUS_CHECK(it != ids_.end() || !required, where, ": the vocabulary lacks the special token '", content, "'");
+    CHORUS_CHECK(it != ids_.end() || !required, where, ": the vocabulary lacks the special token '",
+                 content, "'");
     if (it == ids_.end()) return -1;
     added_.add({content, it->second, lstrip, false, true});
     return it->second;
@@ -238,7 +255,8 @@ void ByteLevelBpeTokenizer::encode_word(std::string_view word, std::vector<int64
     if (best_merged < 0) break;
     next.clear();
     for (std::size_t i = 0; i < symbols.size(); ++i) {
-      if (i + 1 < symbols.size() && symbols[i] == best_pair.first && symbols[i + 1] == best_pair.second) {
+      if (i + 1 < symbols.size() && symbols[i] == best_pair.first &&
+          symbols[i + 1] == best_pair.second) {
         next.push_back(best_merged);
         ++i;
       } else {
@@ -257,9 +275,11 @@ void ByteLevelBpeTokenizer::encode_word(std::string_view word, std::vector<int64
   }
 }
 
-std::vector<int64_t> ByteLevelBpeTokenizer::encode(std::string_view text, bool add_special_tokens) const {
+std::vector<int64_t> ByteLevelBpeTokenizer::encode(std::string_view text,
+                                                   bool add_special_tokens) const {
   std::string prefixed;
-  if (add_prefix_space_ && !text.empty() && !unicode::is_python_space(unicode::decode_utf8(text, 0).cp)) {
+  if (add_prefix_space_ && !text.empty() &&
+      !unicode::is_python_space(unicode::decode_utf8(text, 0).cp)) {
     prefixed = " " + std::string(text);
     text = prefixed;
   }
@@ -276,12 +296,13 @@ std::vector<int64_t> ByteLevelBpeTokenizer::encode(std::string_view text, bool a
   return ids;
 }
 
-std::string ByteLevelBpeTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
+std::string ByteLevelBpeTokenizer::decode(const std::vector<int64_t>& ids,
+                                          bool skip_special_tokens) const {
   const ByteMap& map = byte_map();
   std::string bytes;
   for (int64_t id : ids) {
-    CHORUS_CHECK(id >= 0 && id < vocab_size(), "byte-level BPE decode: id ", id, " is outside the vocabulary [0, ",
-                 vocab_size(), ")");
+    CHORUS_CHECK(id >= 0 && id < vocab_size(), "byte-level BPE decode: id ", id,
+                 " is outside the vocabulary [0, ", vocab_size(), ")");
     const AddedToken* added = added_.find_id(id);
     if (added != nullptr) {
       if (!(skip_special_tokens && added->special)) bytes += added->content;
@@ -290,8 +311,10 @@ std::string ByteLevelBpeTokenizer::decode(const std::vector<int64_t>& ids, bool 
     const std::string& token = tokens_[id];
     for (std::size_t i = 0; i < token.size();) {
       const unicode::Decoded d = unicode::decode_utf8(token, i);
-      if (d.cp < map.decoded.size() && map.decoded[d.cp] >= 0) bytes += static_cast<char>(map.decoded[d.cp]);
-      else bytes.append(token, i, d.length);  // not a mapped byte: keep the text
+      if (d.cp < map.decoded.size() && map.decoded[d.cp] >= 0)
+        bytes += static_cast<char>(map.decoded[d.cp]);
+      else
+        bytes.append(token, i, d.length);  // not a mapped byte: keep the text
       i += d.length;
     }
   }
@@ -299,8 +322,8 @@ std::string ByteLevelBpeTokenizer::decode(const std::vector<int64_t>& ids, bool 
 }
 
 std::string ByteLevelBpeTokenizer::token(int64_t id) const {
-  CHORUS_CHECK(id >= 0 && id < vocab_size(), "byte-level BPE: id ", id, " is outside the vocabulary [0, ",
-               vocab_size(), ")");
+  CHORUS_CHECK(id >= 0 && id < vocab_size(), "byte-level BPE: id ", id,
+               " is outside the vocabulary [0, ", vocab_size(), ")");
   return tokens_[id];
 }
 

@@ -1,4 +1,5 @@
-// ByteLevelBpeTokenizer: GPT-2 / RoBERTa / BART byte-level BPE, written from the published algorithm.
+// ByteLevelBpeTokenizer: GPT-2 / RoBERTa / BART byte-level BPE, written from the published
+// algorithm.
 #pragma once
 
 #include <cstdint>
@@ -36,12 +37,13 @@ class ByteLevelBpeTokenizer final : public Tokenizer {
   // BPE); tokenizer_config.json's add_prefix_space is honoured. Errors name
   // the file and line (bad JSON, a merge of unknown tokens, a missing special).
   static std::unique_ptr<ByteLevelBpeTokenizer> load(const std::filesystem::path& folder);
-  ByteLevelBpeTokenizer(const std::filesystem::path& vocab_json, const std::filesystem::path& merges_txt,
-                        const Options& options);
+  ByteLevelBpeTokenizer(const std::filesystem::path& vocab_json,
+                        const std::filesystem::path& merges_txt, const Options& options);
   ~ByteLevelBpeTokenizer() override;
 
   std::vector<int64_t> encode(std::string_view text, bool add_special_tokens = true) const override;
-  std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = true) const override;
+  std::string decode(const std::vector<int64_t>& ids,
+                     bool skip_special_tokens = true) const override;
   int64_t pad_id() const override { return pad_id_; }
   int64_t eos_id() const override { return eos_id_; }
   int64_t bos_id() const override { return bos_id_; }
@@ -58,15 +60,16 @@ class ByteLevelBpeTokenizer final : public Tokenizer {
 
   ByteLevelBpeTokenizer(const Options& options);
   void set_vocabulary(std::unordered_map<std::string, int64_t> vocab, const std::string& where);
-  void add_merge(const std::string& left, const std::string& right, int64_t rank, const std::string& where);
+  void add_merge(const std::string& left, const std::string& right, int64_t rank,
+                 const std::string& where);
   void finish(const Options& options, const std::string& where);
   // Appends the ids of one pre-tokenised word (its bytes, not yet mapped).
   void encode_word(std::string_view word, std::vector<int64_t>& ids) const;
 
-  std::vector<std::string> tokens_;                 // id -> mapped token
-  std::unordered_map<std::string, int64_t> ids_;    // mapped token -> id
+  std::vector<std::string> tokens_;               // id -> mapped token
+  std::unordered_map<std::string, int64_t> ids_;  // mapped token -> id
   std::unordered_map<std::pair<int64_t, int64_t>, std::pair<int64_t, int64_t>, PairHash>
-      merges_;                                      // (left, right) -> (rank, merged id)
+      merges_;  // (left, right) -> (rank, merged id)
   AddedTokens added_;
   bool add_prefix_space_ = false;
   int64_t bos_id_ = -1, eos_id_ = -1, pad_id_ = -1, unk_id_ = -1, mask_id_ = -1;

@@ -1,4 +1,5 @@
-// The GPT-2 pre-tokenisation pattern, matched by hand: splits text into the words byte-level BPE merges within.
+// The GPT-2 pre-tokenisation pattern, matched by hand: splits text into the words byte-level BPE
+// merges within.
 #pragma once
 
 #include <string_view>

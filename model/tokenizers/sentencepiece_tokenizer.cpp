@@ -13,24 +13,26 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* const kSentencePieceUnderline = "\xE2\x96\x81";  // U+2581, SentencePiece's word boundary
+const char* const kSentencePieceUnderline =
+    "\xE2\x96\x81";  // U+2581, SentencePiece's word boundary
 
 std::unique_ptr<sentencepiece::SentencePieceProcessor> load_processor(const fs::path& model_file) {
   CHORUS_CHECK(fs::is_regular_file(model_file), model_file.string(), ": not found");
   auto processor = std::make_unique<sentencepiece::SentencePieceProcessor>();
   const auto status = processor->Load(model_file.string());
-  CHORUS_CHECK(status.ok(), model_file.string(), ": not a SentencePiece model (", status.ToString(), ")");
+  CHORUS_CHECK(status.ok(), model_file.string(), ": not a SentencePiece model (", status.ToString(),
+               ")");
   return processor;
 }
 
 // A special token in tokenizer_config.json: "text" or {"content": "text", ...}.
-std::string config_token(const nlohmann::json& config, const std::string& key, const std::string& fallback,
-                         const std::string& where) {
+std::string config_token(const nlohmann::json& config, const std::string& key,
+                         const std::string& fallback, const std::string& where) {
   auto it = config.find(key);
   if (it == config.end() || it->is_null()) return fallback;
   if (it->is_string()) return it->get<std::string>();
-  CHORUS_CHECK(it->is_object() && it->contains("content") && (*it)["content"].is_string(), where, ": '", key,
-               "' is neither a string nor an object with a string 'content'");
+  CHORUS_CHECK(it->is_object() && it->contains("content") && (*it)["content"].is_string(), where,
+               ": '", key, "' is neither a string nor an object with a string 'content'");
   return (*it)["content"].get<std::string>();
 }
 
@@ -52,15 +54,17 @@ std::string strip_python_space(const std::string& text) {
 
 }  // namespace
 
-SentencePieceTokenizer::SentencePieceTokenizer(std::unique_ptr<sentencepiece::SentencePieceProcessor> processor,
-                                               AddedTokens added, const Options& options, const std::string& where)
+SentencePieceTokenizer::SentencePieceTokenizer(
+    std::unique_ptr<sentencepiece::SentencePieceProcessor> processor, AddedTokens added,
+    const Options& options, const std::string& where)
     : processor_(std::move(processor)), added_(std::move(added)) {
   piece_count_ = processor_->GetPieceSize();
   resolve_special_ids(options, where);
 }
 
 SentencePieceTokenizer::SentencePieceTokenizer(const fs::path& model_file, const Options& options)
-    : SentencePieceTokenizer(load_processor(model_file), AddedTokens(), options, model_file.string()) {}
+    : SentencePieceTokenizer(load_processor(model_file), AddedTokens(), options,
+                             model_file.string()) {}
 
 SentencePieceTokenizer::~SentencePieceTokenizer() = default;
 
@@ -72,8 +76,8 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::load(const fs::p
     const std::string where = config_file.string();
     auto extra = config->find("extra_ids");
     if (extra != config->end() && !extra->is_null()) {
-      CHORUS_CHECK(extra->is_number_integer() && extra->get<int>() >= 0, where, ": 'extra_ids' is ", extra->dump(),
-                   ", expected a non-negative integer");
+      CHORUS_CHECK(extra->is_number_integer() && extra->get<int>() >= 0, where, ": 'extra_ids' is ",
+                   extra->dump(), ", expected a non-negative integer");
       options.extra_ids = extra->get<int>();
     }
     options.pad_token = config_token(*config, "pad_token", options.pad_token, where);
@@ -82,8 +86,8 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::load(const fs::p
   }
   AddedTokens added;
   read_added_tokens(folder, added);
-  return std::unique_ptr<SentencePieceTokenizer>(
-      new SentencePieceTokenizer(load_processor(model_file), std::move(added), options, folder.string()));
+  return std::unique_ptr<SentencePieceTokenizer>(new SentencePieceTokenizer(
+      load_processor(model_file), std::move(added), options, folder.string()));
 }
 
 void SentencePieceTokenizer::resolve_special_ids(const Options& options, const std::string& where) {
@@ -97,7 +101,8 @@ void SentencePieceTokenizer::resolve_special_ids(const Options& options, const s
   const auto special = [&](const std::string& content) -> int64_t {
     if (const AddedToken* token = added_.find_content(content)) return token->id;
     const int piece = processor_->PieceToId(content);
-    const bool in_model = piece >= 0 && piece < piece_count_ && processor_->IdToPiece(piece) == content;
+    const bool in_model =
+        piece >= 0 && piece < piece_count_ && processor_->IdToPiece(piece) == content;
     const int64_t id = in_model ? piece : vocab_size();
     added_.add({content, id, false, false, true});
     return id;
@@ -117,12 +122,13 @@ int64_t SentencePieceTokenizer::vocab_size() const {
 
 std::string SentencePieceTokenizer::token(int64_t id) const {
   if (const AddedToken* added = added_.find_id(id)) return added->content;
-  CHORUS_CHECK(id >= 0 && id < piece_count_, "SentencePiece tokenizer: id ", id, " is outside the vocabulary [0, ",
-               vocab_size(), ")");
+  CHORUS_CHECK(id >= 0 && id < piece_count_, "SentencePiece tokenizer: id ", id,
+               " is outside the vocabulary [0, ", vocab_size(), ")");
   return processor_->IdToPiece(static_cast<int>(id));
 }
 
-std::vector<int64_t> SentencePieceTokenizer::encode(std::string_view text, bool add_special_tokens) const {
+std::vector<int64_t> SentencePieceTokenizer::encode(std::string_view text,
+                                                    bool add_special_tokens) const {
   std::vector<int64_t> ids;
   for (const TextSegment& segment : added_.split(text)) {
     if (segment.token_id >= 0) {
@@ -139,13 +145,14 @@ std::vector<int64_t> SentencePieceTokenizer::encode(std::string_view text, bool 
   return ids;
 }
 
-std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
+std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids,
+                                           bool skip_special_tokens) const {
   // Mirrors T5Tokenizer's decode: runs of pieces are decoded by SentencePiece;
   // special tokens kept in the output are written verbatim (with a space
   // before a run of them); sentinels outside the piece vocabulary and
   // non-special added tokens become separate parts joined by spaces.
   std::vector<std::string> parts;
-  std::vector<std::string> run;        // tokens for one SentencePiece decode
+  std::vector<std::string> run;  // tokens for one SentencePiece decode
   std::vector<bool> run_is_special;
   const auto flush_run = [&](bool last) {
     if (run.empty()) return;
@@ -171,13 +178,14 @@ std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids, bool
     run_is_special.clear();
   };
   for (int64_t id : ids) {
-    CHORUS_CHECK(id >= 0 && id < vocab_size(), "SentencePiece decode: id ", id, " is outside the vocabulary [0, ",
-                 vocab_size(), ")");
+    CHORUS_CHECK(id >= 0 && id < vocab_size(), "SentencePiece decode: id ", id,
+                 " is outside the vocabulary [0, ", vocab_size(), ")");
     const AddedToken* added = added_.find_id(id);
     const bool special = added != nullptr && added->special;
     if (skip_special_tokens && special) continue;
-    const bool separate = added != nullptr && (!added->special || (added->content.rfind("<extra_id_", 0) == 0 &&
-                                                                   id >= piece_count_));
+    const bool separate =
+        added != nullptr &&
+        (!added->special || (added->content.rfind("<extra_id_", 0) == 0 && id >= piece_count_));
     if (separate) {
       flush_run(false);
       parts.push_back(added->content);

@@ -1,4 +1,5 @@
-// SentencePieceTokenizer: T5's tokenizer (spiece.model through libsentencepiece) with its added special tokens.
+// SentencePieceTokenizer: T5's tokenizer (spiece.model through libsentencepiece) with its added
+// special tokens.
 #pragma once
 
 #include <filesystem>
@@ -40,7 +41,8 @@ class SentencePieceTokenizer final : public Tokenizer {
   ~SentencePieceTokenizer() override;
 
   std::vector<int64_t> encode(std::string_view text, bool add_special_tokens = true) const override;
-  std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = true) const override;
+  std::string decode(const std::vector<int64_t>& ids,
+                     bool skip_special_tokens = true) const override;
   int64_t pad_id() const override { return pad_id_; }
   int64_t eos_id() const override { return eos_id_; }
   int64_t bos_id() const override { return -1; }

@@ -20,11 +20,13 @@ class Tokenizer {
   // Token ids of `text`. With add_special_tokens the reference's sequence
   // wrapping is applied: T5 and word-level append </s>; BART/RoBERTa wrap as
   // <s> ... </s>.
-  virtual std::vector<int64_t> encode(std::string_view text, bool add_special_tokens = true) const = 0;
+  virtual std::vector<int64_t> encode(std::string_view text,
+                                      bool add_special_tokens = true) const = 0;
   // Text of `ids`; with skip_special_tokens, pad/eos/bos/unk-free output as the
   // reference's decode(..., skip_special_tokens=True). Ids outside
   // [0, vocab_size()) are a chorus::Error.
-  virtual std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = true) const = 0;
+  virtual std::string decode(const std::vector<int64_t>& ids,
+                             bool skip_special_tokens = true) const = 0;
 
   virtual int64_t pad_id() const = 0;
   virtual int64_t eos_id() const = 0;

@@ -18,7 +18,8 @@ std::optional<nlohmann::json> read_json_object_if_present(const fs::path& file) 
   } catch (const nlohmann::json::exception& e) {
     throw Error(detail::concat(file.string(), ": not valid JSON (", e.what(), ")"));
   }
-  CHORUS_CHECK(value.is_object(), file.string(), ": expected a JSON object, found ", value.type_name());
+  CHORUS_CHECK(value.is_object(), file.string(), ": expected a JSON object, found ",
+               value.type_name());
   return value;
 }
 
@@ -26,8 +27,9 @@ void read_added_tokens(const fs::path& folder, AddedTokens& tokens) {
   const fs::path added_file = folder / "added_tokens.json";
   if (auto added = read_json_object_if_present(added_file)) {
     for (auto it = added->begin(); it != added->end(); ++it) {
-      CHORUS_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 0, added_file.string(),
-                   ": token '", it.key(), "' has id ", it.value().dump(), ", expected a non-negative integer");
+      CHORUS_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 0,
+                   added_file.string(), ": token '", it.key(), "' has id ", it.value().dump(),
+                   ", expected a non-negative integer");
       if (tokens.find_content(it.key()) == nullptr)
         tokens.add({it.key(), it.value().get<int64_t>(), false, false, false});
     }
@@ -37,9 +39,11 @@ void read_added_tokens(const fs::path& folder, AddedTokens& tokens) {
   if (!config) return;
   auto decoder = config->find("added_tokens_decoder");
   if (decoder == config->end()) return;
-  CHORUS_CHECK(decoder->is_object(), config_file.string(), ": 'added_tokens_decoder' is not an object");
+  CHORUS_CHECK(decoder->is_object(), config_file.string(),
+               ": 'added_tokens_decoder' is not an object");
   for (auto it = decoder->begin(); it != decoder->end(); ++it) {
-    const std::string where = detail::concat(config_file.string(), ": added_tokens_decoder entry '", it.key(), "'");
+    const std::string where =
+        detail::concat(config_file.string(), ": added_tokens_decoder entry '", it.key(), "'");
     int64_t id = -1;
     try {
       std::size_t used = 0;
@@ -58,7 +62,8 @@ void read_added_tokens(const fs::path& folder, AddedTokens& tokens) {
       CHORUS_CHECK(value->is_boolean(), where, ": '", name, "' is not a boolean");
       return value->get<bool>();
     };
-    tokens.add({content->get<std::string>(), id, flag("lstrip", false), flag("rstrip", false), flag("special", false)});
+    tokens.add({content->get<std::string>(), id, flag("lstrip", false), flag("rstrip", false),
+                flag("special", false)});
   }
 }
 
@@ -68,7 +73,8 @@ bool read_tokenizer_flag(const fs::path& folder, const std::string& key, bool fa
   if (!config) return fallback;
   auto value = config->find(key);
   if (value == config->end() || value->is_null()) return fallback;
-  CHORUS_CHECK(value->is_boolean(), file.string(), ": '", key, "' is ", value->dump(), ", expected true or false");
+  CHORUS_CHECK(value->is_boolean(), file.string(), ": '", key, "' is ", value->dump(),
+               ", expected true or false");
   return value->get<bool>();
 }
 

@@ -1,4 +1,5 @@
-// Reading the JSON side files of a Hugging Face tokenizer folder (tokenizer_config.json, added_tokens.json).
+// Reading the JSON side files of a Hugging Face tokenizer folder (tokenizer_config.json,
+// added_tokens.json).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,7 @@ std::optional<nlohmann::json> read_json_object_if_present(const std::filesystem:
 void read_added_tokens(const std::filesystem::path& folder, AddedTokens& tokens);
 
 // Reads tokenizer_config.json's boolean `key`, or `fallback` when absent.
-bool read_tokenizer_flag(const std::filesystem::path& folder, const std::string& key, bool fallback);
+bool read_tokenizer_flag(const std::filesystem::path& folder, const std::string& key,
+                         bool fallback);
 
 }  // namespace chorus::model

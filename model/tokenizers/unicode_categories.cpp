@@ -7,8 +7,8 @@ namespace {
 
 bool in_ranges(const CodePointRange* ranges, std::size_t count, char32_t cp) {
   const CodePointRange* end = ranges + count;
-  const CodePointRange* it =
-      std::upper_bound(ranges, end, cp, [](char32_t value, const CodePointRange& r) { return value < r.first; });
+  const CodePointRange* it = std::upper_bound(
+      ranges, end, cp, [](char32_t value, const CodePointRange& r) { return value < r.first; });
   return it != ranges && cp <= (it - 1)->last;
 }
 
@@ -26,8 +26,20 @@ bool is_number(char32_t cp) {
 
 bool is_whitespace(char32_t cp) {
   switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0x85: case 0xA0:
-    case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
       return true;
     default:
       return cp >= 0x2000 && cp <= 0x200A;
@@ -75,8 +87,10 @@ std::string to_valid_utf8(std::string_view bytes) {
   out.reserve(bytes.size());
   for (std::size_t i = 0; i < bytes.size();) {
     const Decoded d = decode_utf8(bytes, i);
-    if (d.cp == 0xFFFD) append_utf8(out, d.cp);
-    else out.append(bytes.substr(i, d.length));
+    if (d.cp == 0xFFFD)
+      append_utf8(out, d.cp);
+    else
+      out.append(bytes.substr(i, d.length));
     i += d.length;
   }
   return out;

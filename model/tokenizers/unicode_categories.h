@@ -1,4 +1,5 @@
-// Unicode helpers for tokenizers: UTF-8 decoding and the letter/number/whitespace classes of regex patterns.
+// Unicode helpers for tokenizers: UTF-8 decoding and the letter/number/whitespace classes of regex
+// patterns.
 #pragma once
 
 #include <cstddef>

@@ -11,7 +11,9 @@ namespace {
 
 const char* const kSpecialTokens[] = {"<pad>", "</s>", "<unk>"};
 
-bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_ascii_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 template <typename Visit>
 void for_each_word(std::string_view text, Visit visit) {
@@ -29,9 +31,10 @@ void for_each_word(std::string_view text, Visit visit) {
 
 void WordLevelTokenizer::add(const std::string& word, const std::string& where) {
   CHORUS_CHECK(!word.empty(), where, ": empty token");
-  for (char c : word) CHORUS_CHECK(!is_ascii_space(c), where, ": token '", word, "' contains whitespace");
-  CHORUS_CHECK(ids_.emplace(word, static_cast<int64_t>(tokens_.size())).second, where, ": token '", word,
-               "' appears twice");
+  for (char c : word)
+    CHORUS_CHECK(!is_ascii_space(c), where, ": token '", word, "' contains whitespace");
+  CHORUS_CHECK(ids_.emplace(word, static_cast<int64_t>(tokens_.size())).second, where, ": token '",
+               word, "' appears twice");
   tokens_.push_back(word);
 }
 
@@ -53,7 +56,8 @@ WordLevelTokenizer WordLevelTokenizer::load(const std::filesystem::path& file) {
                    kSpecialTokens[number - 1], "', found '", line, "'");
     tokenizer.add(line, where);
   }
-  CHORUS_CHECK(tokenizer.tokens_.size() >= 3, file.string(), ": expected at least the lines <pad>, </s>, <unk>");
+  CHORUS_CHECK(tokenizer.tokens_.size() >= 3, file.string(),
+               ": expected at least the lines <pad>, </s>, <unk>");
   return tokenizer;
 }
 
@@ -61,7 +65,8 @@ WordLevelTokenizer WordLevelTokenizer::from_texts(const std::vector<std::string>
   WordLevelTokenizer tokenizer(std::vector<std::string>{});
   for (const std::string& text : texts)
     for_each_word(text, [&](std::string_view word) {
-      if (!tokenizer.ids_.count(std::string(word))) tokenizer.add(std::string(word), "word vocabulary");
+      if (!tokenizer.ids_.count(std::string(word)))
+        tokenizer.add(std::string(word), "word vocabulary");
     });
   return tokenizer;
 }
@@ -73,7 +78,8 @@ void WordLevelTokenizer::save(const std::filesystem::path& folder) const {
   write_file_atomically(folder / kFileName, out.str());
 }
 
-std::vector<int64_t> WordLevelTokenizer::encode(std::string_view text, bool add_special_tokens) const {
+std::vector<int64_t> WordLevelTokenizer::encode(std::string_view text,
+                                                bool add_special_tokens) const {
   std::vector<int64_t> ids;
   for_each_word(text, [&](std::string_view word) {
     auto it = ids_.find(std::string(word));
@@ -83,11 +89,12 @@ std::vector<int64_t> WordLevelTokenizer::encode(std::string_view text, bool add_
   return ids;
 }
 
-std::string WordLevelTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
+std::string WordLevelTokenizer::decode(const std::vector<int64_t>& ids,
+                                       bool skip_special_tokens) const {
   std::string text;
   for (int64_t id : ids) {
-    CHORUS_CHECK(id >= 0 && id < vocab_size(), "word-level decode: id ", id, " is outside the vocabulary [0, ",
-                 vocab_size(), ")");
+    CHORUS_CHECK(id >= 0 && id < vocab_size(), "word-level decode: id ", id,
+                 " is outside the vocabulary [0, ", vocab_size(), ")");
     if (skip_special_tokens && id < 3) continue;
     if (!text.empty()) text += ' ';
     text += tokens_[id];
@@ -96,8 +103,8 @@ std::string WordLevelTokenizer::decode(const std::vector<int64_t>& ids, bool ski
 }
 
 std::string WordLevelTokenizer::token(int64_t id) const {
-  CHORUS_CHECK(id >= 0 && id < vocab_size(), "word-level tokenizer: id ", id, " is outside the vocabulary [0, ",
-               vocab_size(), ")");
+  CHORUS_CHECK(id >= 0 && id < vocab_size(), "word-level tokenizer: id ", id,
+               " is outside the vocabulary [0, ", vocab_size(), ")");
   return tokens_[id];
 }
 

@@ -30,7 +30,8 @@ class WordLevelTokenizer final : public Tokenizer {
   void save(const std::filesystem::path& folder) const;
 
   std::vector<int64_t> encode(std::string_view text, bool add_special_tokens = true) const override;
-  std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = true) const override;
+  std::string decode(const std::vector<int64_t>& ids,
+                     bool skip_special_tokens = true) const override;
   int64_t pad_id() const override { return 0; }
   int64_t eos_id() const override { return 1; }
   int64_t bos_id() const override { return -1; }

@@ -1,4 +1,5 @@
-// Hugging Face folders (single and sharded safetensors), Chorus HDF5 checkpoints, conversion both ways.
+// Hugging Face folders (single and sharded safetensors), Chorus HDF5 checkpoints, conversion both
+// ways.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -44,14 +45,16 @@ WeightMap tiny_weights() {
   torch::manual_seed(3);
   WeightMap weights;
   weights.insert("shared.weight", torch::randn({32, 8}));
-  weights.insert("encoder.block.0.layer.0.SelfAttention.q.weight", torch::randn({8, 8}).to(torch::kFloat16));
+  weights.insert("encoder.block.0.layer.0.SelfAttention.q.weight",
+                 torch::randn({8, 8}).to(torch::kFloat16));
   weights.insert("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
                  torch::randn({32, 2}).to(torch::kBFloat16));
   weights.insert("encoder.final_layer_norm.weight", torch::ones({8}));
   return weights;
 }
 
-const nlohmann::json kConfig = {{"model_type", "t5"}, {"d_model", 8}, {"num_heads", 2}, {"vocab_size", 32}};
+const nlohmann::json kConfig = {
+    {"model_type", "t5"}, {"d_model", 8}, {"num_heads", 2}, {"vocab_size", 32}};
 
 void expect_same_weights(const WeightMap& got, const WeightMap& want) {
   ASSERT_EQ(got.size(), want.size());
@@ -64,19 +67,24 @@ TEST(HfFolder, SingleFileFolderLoadsConfigAndWeightsInTheirStoredDtype) {
   EXPECT_EQ(load_hf_config(dir.path()), kConfig);
   const WeightMap weights = load_hf_weights(dir.path());
   expect_same_weights(weights, tiny_weights());
-  EXPECT_EQ(weights.at("encoder.block.0.layer.0.SelfAttention.q.weight").scalar_type(), torch::kFloat16);
+  EXPECT_EQ(weights.at("encoder.block.0.layer.0.SelfAttention.q.weight").scalar_type(),
+            torch::kFloat16);
   EXPECT_EQ(read_safetensors(dir / "model.safetensors").metadata.at("format"), "pt");
 }
 
-// Writes the weights as shards plus an index, the way transformers' save_pretrained splits large models.
-void write_sharded(const fs::path& folder, const WeightMap& weights, const nlohmann::json& index_override = {}) {
-  nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+// Writes the weights as shards plus an index, the way transformers' save_pretrained splits large
+// models.
+void write_sharded(const fs::path& folder, const WeightMap& weights,
+                   const nlohmann::json& index_override = {}) {
+  nlohmann::json index = {{"metadata", {{"total_size", 0}}},
+                          {"weight_map", nlohmann::json::object()}};
   WeightMap shard_a, shard_b;
   std::size_t i = 0;
   for (const auto& [name, tensor] : weights) {
     const bool first = i++ % 2 == 0;
     (first ? shard_a : shard_b).insert(name, tensor);
-    index["weight_map"][name] = first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+    index["weight_map"][name] =
+        first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
   }
   save_safetensors(folder / "model-00001-of-00002.safetensors", shard_a);
   save_safetensors(folder / "model-00002-of-00002.safetensors", shard_b);
@@ -101,23 +109,30 @@ TEST(HfFolder, ShardedIndexThatDisagreesWithTheShardsIsAnError) {
   EXPECT_NE(message.find("'shared.weight'"), std::string::npos) << message;
 
   TemporaryFolder escape;
-  write_sharded(escape.path(), tiny_weights(), {{"weight_map", {{"shared.weight", "../secret.safetensors"}}}});
-  EXPECT_NE(error_of([&] { load_hf_weights(escape.path()); }).find("not a plain file name"), std::string::npos);
+  write_sharded(escape.path(), tiny_weights(),
+                {{"weight_map", {{"shared.weight", "../secret.safetensors"}}}});
+  EXPECT_NE(error_of([&] { load_hf_weights(escape.path()); }).find("not a plain file name"),
+            std::string::npos);
 
   TemporaryFolder missing_shard;
   write_sharded(missing_shard.path(), tiny_weights());
   fs::remove(missing_shard / "model-00002-of-00002.safetensors");
-  EXPECT_NE(error_of([&] { load_hf_weights(missing_shard.path()); }).find("model-00002-of-00002.safetensors"),
+  EXPECT_NE(error_of([&] {
+              load_hf_weights(missing_shard.path());
+            }).find("model-00002-of-00002.safetensors"),
             std::string::npos);
 }
 
 TEST(HfFolder, MissingOrBrokenFilesAreErrorsNamingThem) {
   TemporaryFolder dir;
-  EXPECT_NE(error_of([&] { load_hf_config(dir.path()); }).find("config.json: not found"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_hf_config(dir.path()); }).find("config.json: not found"),
+            std::string::npos);
   write_text(dir / "config.json", "{\"d_model\": ");
-  EXPECT_NE(error_of([&] { load_hf_config(dir.path()); }).find("config.json: not valid JSON"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_hf_config(dir.path()); }).find("config.json: not valid JSON"),
+            std::string::npos);
   write_text(dir / "config.json", "[1]");
-  EXPECT_NE(error_of([&] { load_hf_config(dir.path()); }).find("expected a JSON object"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_hf_config(dir.path()); }).find("expected a JSON object"),
+            std::string::npos);
 
   write_text(dir / "pytorch_model.bin", "x");
   const std::string message = error_of([&] { load_hf_weights(dir.path()); });
@@ -128,13 +143,15 @@ TEST(HfFolder, MissingOrBrokenFilesAreErrorsNamingThem) {
 }
 
 TEST(ConfigFields, MissingAndMistypedFieldsNameTheFileAndKey) {
-  const nlohmann::json config = {{"d_model", 512}, {"feed_forward_proj", "gated-gelu"}, {"d_kv", nullptr}};
+  const nlohmann::json config = {
+      {"d_model", 512}, {"feed_forward_proj", "gated-gelu"}, {"d_kv", nullptr}};
   EXPECT_EQ(required_field<int>(config, "d_model", "config.json"), 512);
   EXPECT_EQ(optional_field<int>(config, "d_kv", 64, "config.json"), 64);
   EXPECT_EQ(error_of([&] { required_field<int>(config, "num_layers", "m/config.json"); }),
             "m/config.json: missing field 'num_layers'");
-  EXPECT_NE(error_of([&] { required_field<int>(config, "feed_forward_proj", "m/config.json"); })
-                .find("field 'feed_forward_proj' has the wrong type"),
+  EXPECT_NE(error_of([&] {
+              required_field<int>(config, "feed_forward_proj", "m/config.json");
+            }).find("field 'feed_forward_proj' has the wrong type"),
             std::string::npos);
 }
 
@@ -152,13 +169,18 @@ TEST(ModelCheckpoint, PlainTensorFilesAreNotModelCheckpoints) {
   TensorFile plain;
   plain.tensors.emplace_back("x", torch::zeros({2}));
   save_tensor_file(dir / "plain.h5", plain);
-  EXPECT_NE(error_of([&] { load_model_checkpoint(dir / "plain.h5"); }).find("not a Chorus model checkpoint"),
+  EXPECT_NE(error_of([&] {
+              load_model_checkpoint(dir / "plain.h5");
+            }).find("not a Chorus model checkpoint"),
             std::string::npos);
   plain.metadata = {{"chorus_model_format", "hf-config-1"}, {"config", "{broken"}};
   save_tensor_file(dir / "broken.h5", plain);
-  EXPECT_NE(error_of([&] { load_model_checkpoint(dir / "broken.h5"); }).find("'config' is not valid JSON"),
+  EXPECT_NE(error_of([&] {
+              load_model_checkpoint(dir / "broken.h5");
+            }).find("'config' is not valid JSON"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { load_model_files(dir / "absent.h5"); }).find("not found"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_model_files(dir / "absent.h5"); }).find("not found"),
+            std::string::npos);
 }
 
 TEST(ModelConversion, FolderToCheckpointAndBackIsLossless) {
@@ -176,10 +198,14 @@ TEST(ModelConversion, FolderToCheckpointAndBackIsLossless) {
   expect_same_weights(load_hf_weights(dir / "hf2"), tiny_weights());
   EXPECT_TRUE(fs::exists(dir / "hf2" / "model.safetensors"));
 
-  EXPECT_NE(error_of([&] { convert_model(dir / "hf", dir / "hf2"); }).find("is a folder"), std::string::npos);
-  EXPECT_NE(error_of([&] { convert_model(dir / "m.h5", dir / "m.h5"); }).find("the destination is the source"),
+  EXPECT_NE(error_of([&] { convert_model(dir / "hf", dir / "hf2"); }).find("is a folder"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { convert_model(dir / "nothing", dir / "x.h5"); }).find("not found"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              convert_model(dir / "m.h5", dir / "m.h5");
+            }).find("the destination is the source"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { convert_model(dir / "nothing", dir / "x.h5"); }).find("not found"),
+            std::string::npos);
 }
 
 }  // namespace

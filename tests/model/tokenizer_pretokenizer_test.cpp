@@ -22,23 +22,23 @@ struct SplitCase {
 // Expected splits follow the pattern's alternatives by hand; the parity test
 // checks the same function against the `regex` module on whole corpora.
 const SplitCase kSplitCases[] = {
-        SplitCase{"Words", "Hello world", {"Hello", " world"}},
-        SplitCase{"Contractions", "don't we'll I'M", {"don", "'t", " we", "'ll", " I", "'", "M"}},
-        SplitCase{"Numbers", "in 2024, 3.5x", {"in", " 2024", ",", " 3", ".", "5", "x"}},
-        SplitCase{"Punctuation", "a ?!b", {"a", " ?!", "b"}},
-        // A whitespace run leaves its last space to the next word.
-        SplitCase{"SpaceRuns", "a   b", {"a", "  ", " b"}},
-        SplitCase{"TrailingSpaces", "a  ", {"a", "  "}},
-        SplitCase{"NewlineBeforeWord", "a\nb", {"a", "\n", "b"}},
-        SplitCase{"SpacesThenNewline", "a  \n b", {"a", "  \n", " b"}},
-        SplitCase{"LeadingSpace", " x", {" x"}},
-        SplitCase{"UnicodeLetters", "Straße naïve", {"Straße", " naïve"}},
-        SplitCase{"UnicodeNumbers", "x½²", {"x", "½²"}},
-        SplitCase{"NoBreakSpace", "a\u00a0b", {"a", "\u00a0", "b"}},
-        SplitCase{"Empty", "", {}}};
+    SplitCase{"Words", "Hello world", {"Hello", " world"}},
+    SplitCase{"Contractions", "don't we'll I'M", {"don", "'t", " we", "'ll", " I", "'", "M"}},
+    SplitCase{"Numbers", "in 2024, 3.5x", {"in", " 2024", ",", " 3", ".", "5", "x"}},
+    SplitCase{"Punctuation", "a ?!b", {"a", " ?!", "b"}},
+    // A whitespace run leaves its last space to the next word.
+    SplitCase{"SpaceRuns", "a   b", {"a", "  ", " b"}},
+    SplitCase{"TrailingSpaces", "a  ", {"a", "  "}},
+    SplitCase{"NewlineBeforeWord", "a\nb", {"a", "\n", "b"}},
+    SplitCase{"SpacesThenNewline", "a  \n b", {"a", "  \n", " b"}},
+    SplitCase{"LeadingSpace", " x", {" x"}},
+    SplitCase{"UnicodeLetters", "Straße naïve", {"Straße", " naïve"}},
+    SplitCase{"UnicodeNumbers", "x½²", {"x", "½²"}},
+    SplitCase{"NoBreakSpace", "a\u00a0b", {"a", "\u00a0", "b"}}, SplitCase{"Empty", "", {}}};
 
 TEST(Gpt2Pretokenizer, SplitsLikeThePattern) {
-  for (const SplitCase& split : kSplitCases) EXPECT_EQ(pieces(split.text), split.expected) << split.name;
+  for (const SplitCase& split : kSplitCases)
+    EXPECT_EQ(pieces(split.text), split.expected) << split.name;
 }
 
 TEST(Gpt2Pretokenizer, MalformedUtf8IsCoveredByteForByte) {
@@ -65,10 +65,15 @@ TEST(Unicode, CategoriesOfSampleCodePoints) {
 
 TEST(Unicode, MalformedSequencesBecomeOneReplacementPerMaximalSubpart) {
   // As Python's bytes.decode("utf-8", errors="replace").
-  EXPECT_EQ(unicode::to_valid_utf8("a\xe2\x82" "b"), "a\xef\xbf\xbd" "b");      // truncated 3-byte: one U+FFFD
-  EXPECT_EQ(unicode::to_valid_utf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");     // overlong: two
-  EXPECT_EQ(unicode::to_valid_utf8("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // surrogate: three
-  EXPECT_EQ(unicode::to_valid_utf8("\xf4\x90\x80\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // past U+10FFFF
+  EXPECT_EQ(unicode::to_valid_utf8("a\xe2\x82"
+                                   "b"),
+            "a\xef\xbf\xbd"
+            "b");  // truncated 3-byte: one U+FFFD
+  EXPECT_EQ(unicode::to_valid_utf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");  // overlong: two
+  EXPECT_EQ(unicode::to_valid_utf8("\xed\xa0\x80"),
+            "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // surrogate: three
+  EXPECT_EQ(unicode::to_valid_utf8("\xf4\x90\x80\x80"),
+            "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // past U+10FFFF
   EXPECT_EQ(unicode::to_valid_utf8("ok \xf0\x9f\xa4\x96"), "ok \xf0\x9f\xa4\x96");
 }
 

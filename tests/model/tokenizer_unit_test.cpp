@@ -1,4 +1,5 @@
-// Tokenizers on small hand-made vocabularies: special tokens, merges, sentinels, folder detection, bad files.
+// Tokenizers on small hand-made vocabularies: special tokens, merges, sentinels, folder detection,
+// bad files.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -36,7 +37,8 @@ std::string error_of(const std::function<void()>& action) {
 // --- Word level --------------------------------------------------------------------------------
 
 TEST(WordLevelTokenizer, EncodesWordsAppendsEosAndDecodes) {
-  const WordLevelTokenizer tokenizer = WordLevelTokenizer::from_texts({"key1 = 7", "key2 = key1 + 3"});
+  const WordLevelTokenizer tokenizer =
+      WordLevelTokenizer::from_texts({"key1 = 7", "key2 = key1 + 3"});
   EXPECT_EQ(tokenizer.vocab_size(), 3 + 6);
   EXPECT_EQ(tokenizer.encode("key1  +\tkey2 unseen"), (Ids{3, 7, 6, 2, 1}));
   EXPECT_EQ(tokenizer.encode("key1", false), (Ids{3}));
@@ -58,12 +60,17 @@ TEST(WordLevelTokenizer, SavedFolderLoadsBackThroughTheFactory) {
 TEST(WordLevelTokenizer, BadVocabularyFilesNameTheLine) {
   TemporaryFolder dir;
   write_text(dir / "v.txt", "<pad>\n</s>\n<unk>\nword\nword\n");
-  EXPECT_NE(error_of([&] { WordLevelTokenizer::load(dir / "v.txt"); }).find("v.txt:5: token 'word' appears twice"),
+  EXPECT_NE(error_of([&] {
+              WordLevelTokenizer::load(dir / "v.txt");
+            }).find("v.txt:5: token 'word' appears twice"),
             std::string::npos);
   write_text(dir / "v.txt", "<pad>\n<unk>\n</s>\n");
-  EXPECT_NE(error_of([&] { WordLevelTokenizer::load(dir / "v.txt"); }).find("v.txt:2: expected the special token '</s>'"),
+  EXPECT_NE(error_of([&] {
+              WordLevelTokenizer::load(dir / "v.txt");
+            }).find("v.txt:2: expected the special token '</s>'"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { WordLevelTokenizer({"two words"}); }).find("contains whitespace"), std::string::npos);
+  EXPECT_NE(error_of([&] { WordLevelTokenizer({"two words"}); }).find("contains whitespace"),
+            std::string::npos);
 }
 
 // --- Byte-level BPE on a hand-made vocabulary --------------------------------------------------
@@ -71,13 +78,16 @@ TEST(WordLevelTokenizer, BadVocabularyFilesNameTheLine) {
 // Vocabulary: specials, the bytes of "lowerĠnew" (Ġ is the mapped space), and merges building
 // "low", "er", "lower", "Ġn", "Ġne", "Ġnew".
 void write_tiny_bpe(const fs::path& folder, const std::string& extra_merge = "") {
-  const std::vector<std::string> tokens = {"<s>", "<pad>", "</s>", "<unk>", "l", "o", "w", "e", "r", "n", "\xc4\xa0",
-                                           "lo", "low", "er", "lower", "\xc4\xa0n", "\xc4\xa0ne", "\xc4\xa0new", "<mask>"};
+  const std::vector<std::string> tokens = {
+      "<s>",   "<pad>",     "</s>",       "<unk>",       "l",     "o",   "w",
+      "e",     "r",         "n",          "\xc4\xa0",    "lo",    "low", "er",
+      "lower", "\xc4\xa0n", "\xc4\xa0ne", "\xc4\xa0new", "<mask>"};
   nlohmann::json vocab = nlohmann::json::object();
   for (std::size_t i = 0; i < tokens.size(); ++i) vocab[tokens[i]] = i;
   write_text(folder / "vocab.json", vocab.dump());
   write_text(folder / "merges.txt",
-             "#version: 0.2\nl o\nlo w\ne r\nlow er\n\xc4\xa0 n\n\xc4\xa0n e\n\xc4\xa0ne w\n" + extra_merge);
+             "#version: 0.2\nl o\nlo w\ne r\nlow er\n\xc4\xa0 n\n\xc4\xa0n e\n\xc4\xa0ne w\n" +
+                 extra_merge);
 }
 
 TEST(ByteLevelBpeTokenizer, MergesByRankAndWrapsInBosEos) {
@@ -110,19 +120,27 @@ TEST(ByteLevelBpeTokenizer, AddPrefixSpaceFromTheTokenizerConfig) {
 TEST(ByteLevelBpeTokenizer, WrongVocabularyFilesAreErrorsNamingFileAndLine) {
   TemporaryFolder dir;
   write_tiny_bpe(dir.path(), "q z\n");
-  EXPECT_NE(error_of([&] { load_tokenizer(dir.path()); }).find("merges.txt:9: merge 'q z' uses a token missing"),
+  EXPECT_NE(error_of([&] {
+              load_tokenizer(dir.path());
+            }).find("merges.txt:9: merge 'q z' uses a token missing"),
             std::string::npos);
   write_tiny_bpe(dir.path(), "e w\n");
-  EXPECT_NE(error_of([&] { load_tokenizer(dir.path()); }).find("makes 'ew', which is missing"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_tokenizer(dir.path()); }).find("makes 'ew', which is missing"),
+            std::string::npos);
   write_tiny_bpe(dir.path(), "lonely\n");
-  EXPECT_NE(error_of([&] { load_tokenizer(dir.path()); }).find("merges.txt:9: expected two tokens"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_tokenizer(dir.path()); }).find("merges.txt:9: expected two tokens"),
+            std::string::npos);
   write_text(dir / "merges.txt", "");
   write_text(dir / "vocab.json", R"({"a": 0, "b": 2})");
-  EXPECT_NE(error_of([&] { load_tokenizer(dir.path()); }).find("no token has id 1"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_tokenizer(dir.path()); }).find("no token has id 1"),
+            std::string::npos);
   write_text(dir / "vocab.json", R"({"a": 0})");
-  EXPECT_NE(error_of([&] { load_tokenizer(dir.path()); }).find("lacks the special token '<s>'"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_tokenizer(dir.path()); }).find("lacks the special token '<s>'"),
+            std::string::npos);
   write_text(dir / "vocab.json", R"(["a"])");
-  EXPECT_NE(error_of([&] { load_tokenizer(dir.path()); }).find("vocab.json: expected a JSON object"), std::string::npos);
+  EXPECT_NE(
+      error_of([&] { load_tokenizer(dir.path()); }).find("vocab.json: expected a JSON object"),
+      std::string::npos);
 }
 
 // --- SentencePiece with T5's conventions --------------------------------------------------------
@@ -131,7 +149,9 @@ class SentencePieceWithSample : public ::testing::Test {
  protected:
   void SetUp() override {
     auto model = find_data_file("sentencepiece/sample.sp.model");
-    if (!model) GTEST_SKIP() << "sentencepiece/sample.sp.model not found under the data root (set CHORUS_DATA)";
+    if (!model)
+      GTEST_SKIP()
+          << "sentencepiece/sample.sp.model not found under the data root (set CHORUS_DATA)";
     model_ = *model;
   }
   fs::path model_;
@@ -172,8 +192,9 @@ TEST_F(SentencePieceWithSample, FactoryPicksSentencePieceAndConfigOverridesExtra
 TEST(SentencePieceTokenizer, CorruptModelFileIsAnError) {
   TemporaryFolder dir;
   write_text(dir / "spiece.model", "not a model");
-  EXPECT_NE(error_of([&] { load_tokenizer(dir.path()); }).find("spiece.model: not a SentencePiece model"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { load_tokenizer(dir.path()); }).find("spiece.model: not a SentencePiece model"),
+      std::string::npos);
 }
 
 TEST(LoadTokenizer, FolderWithoutTokenizerFilesListsWhatItHolds) {
@@ -182,7 +203,8 @@ TEST(LoadTokenizer, FolderWithoutTokenizerFilesListsWhatItHolds) {
   const std::string message = error_of([&] { load_tokenizer(dir.path()); });
   EXPECT_NE(message.find("no tokenizer found"), std::string::npos) << message;
   EXPECT_NE(message.find("config.json"), std::string::npos) << message;
-  EXPECT_NE(error_of([&] { load_tokenizer(dir / "absent"); }).find("not a folder"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_tokenizer(dir / "absent"); }).find("not a folder"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// Running a Python reference script from a test: finds $CHORUS_PYTHON, runs it, captures its output.
+// Running a Python reference script from a test: finds $CHORUS_PYTHON, runs it, captures its
+// output.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -37,12 +38,15 @@ inline int run_python(const std::string& python, const std::filesystem::path& sc
   if (pipe == nullptr) return -1;
   std::array<char, 4096> buffer{};
   std::size_t read = 0;
-  while ((read = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), read);
+  while ((read = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    output.append(buffer.data(), read);
   const int status = ::pclose(pipe);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // The folder of this test's Python scripts (tests run from the source root).
-inline std::filesystem::path fixture_scripts() { return std::filesystem::path("tests/model/fixtures_io"); }
+inline std::filesystem::path fixture_scripts() {
+  return std::filesystem::path("tests/model/fixtures_io");
+}
 
 }  // namespace chorus::testing

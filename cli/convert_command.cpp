@@ -9,17 +9,20 @@
 namespace chorus::cli {
 
 void add_convert_command(CLI::App& app) {
-  auto* command = app.add_subcommand(
-      "convert", "Convert a model: a Hugging Face folder (config.json + safetensors) to a Chorus .h5 checkpoint, "
-                 "or a .h5 checkpoint to a folder (config.json + model.safetensors)");
+  auto* command =
+      app.add_subcommand("convert",
+                         "Convert a model: a Hugging Face folder (config.json + safetensors) to a "
+                         "Chorus .h5 checkpoint, "
+                         "or a .h5 checkpoint to a folder (config.json + model.safetensors)");
   auto source = std::make_shared<std::string>();
   auto destination = std::make_shared<std::string>();
-  command->add_option("SRC", *source, "Hugging Face model folder or Chorus .h5 checkpoint")->required();
+  command->add_option("SRC", *source, "Hugging Face model folder or Chorus .h5 checkpoint")
+      ->required();
   command->add_option("DST", *destination, "Where to write the other form")->required();
   command->callback([source, destination] {
     const model::ConversionSummary summary = model::convert_model(*source, *destination);
-    std::cout << summary.direction << ": " << summary.tensors << " tensors, " << summary.bytes << " bytes, "
-              << *source << " -> " << *destination << "\n";
+    std::cout << summary.direction << ": " << summary.tensors << " tensors, " << summary.bytes
+              << " bytes, " << *source << " -> " << *destination << "\n";
   });
 }
 

@@ -23,6 +23,7 @@ endif()
 string(APPEND CMAKE_CXX_FLAGS " ${TORCH_CXX_FLAGS}")
 
 find_package(Threads REQUIRED)
+find_package(ZLIB REQUIRED)  # gzipped data sets
 find_package(Eigen3 3.3 REQUIRED NO_MODULE)
 find_package(HDF5 REQUIRED COMPONENTS C CXX)
 find_package(yaml-cpp REQUIRED)

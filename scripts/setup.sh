@@ -28,7 +28,7 @@ log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*"; }
 APT_PACKAGES=(
   build-essential ninja-build pkg-config ccache git python3 python3-venv python3-pip
   libeigen3-dev libhdf5-dev hdf5-helpers libyaml-cpp-dev nlohmann-json3-dev
-  libsentencepiece-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libsentencepiece-dev libcli11-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -1,0 +1,377 @@
+// Seq2seq speed: Chorus's T5 (load_seq2seq_model + generate) against Hugging Face
+// transformers (PyTorch) and CTranslate2 (fp32) on one random-weight model with
+// t5-small's shape, in the same run.
+//
+// The model (T5 v1.0: d_model 512, d_ff 2048, 6+6 layers, 8 heads, d_kv 64,
+// vocab 32128, seeded random weights) is made once by
+// benchmarks/seq2seq_reference.py under $CHORUS_PYTHON: save_pretrained into
+// MODEL_DIR/hf, converted by CTranslate2's TransformersConverter from that folder
+// into MODEL_DIR/ct2. Chorus reads MODEL_DIR/hf. Each rival runs in one child
+// Python process (all cases, in order), with the same thread count
+// (torch.set_num_threads / intra_threads) and the same pseudo-random token ids.
+//
+// Cases: the encoder on 16 x 64 tokens (tokens/s = source tokens read), greedy
+// decoding at batch 1 and 16 and beam 4 at batch 1 from 32-token sources, 32 new
+// tokens with min = max new tokens so every system generates the same count
+// (tokens/s = new tokens per returned sequence / generate() seconds, encoding
+// included). Each case runs once untimed, then --reps times; tokens/s counters
+// use the median run. Chorus rows carry the ratios Chorus / rival of tokens/s.
+// peak_rss_MiB is the peak resident set of the measuring process so far
+// (getrusage): the Chorus benchmark process for Chorus rows (the rivals run in
+// child processes, which it does not count), each Python process for its rows.
+// CTranslate2's Translator has no encoder-only call: its encoder row times
+// encoding plus one decoding step.
+//
+//   build/benchmarks/seq2seq [--threads=N] [--reps=N] [--model_dir=DIR] [benchmark flags]
+//
+// Without $CHORUS_PYTHON the rival rows are skipped (and Chorus runs only if
+// MODEL_DIR already holds the model).
+#include <benchmark/benchmark.h>
+#include <sys/resource.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model/generation/generate.h"
+#include "model/seq2seq_model.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using chorus::model::GenerationOptions;
+
+// Mirrored in seq2seq_reference.py (token_id, FIRST_ORDINARY_ID, SEED).
+constexpr uint64_t kSeed = 1234;
+constexpr int64_t kFirstOrdinaryId = 3;
+constexpr int64_t kVocab = 32128;
+
+int64_t token_id(uint64_t seed, uint64_t row, uint64_t col) {
+  uint64_t x = (seed << 40) ^ (row << 20) ^ col;
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  x ^= x >> 31;
+  return kFirstOrdinaryId + static_cast<int64_t>(x % static_cast<uint64_t>(kVocab - kFirstOrdinaryId));
+}
+
+struct Case {
+  std::string name;
+  bool encoder_only;
+  int64_t batch, source_len, new_tokens, beams;
+  std::string spec() const {
+    return name + ":" + (encoder_only ? "encoder" : "generate") + ":" + std::to_string(batch) + ":" +
+           std::to_string(source_len) + ":" + std::to_string(new_tokens) + ":" + std::to_string(beams);
+  }
+  int64_t tokens() const { return encoder_only ? batch * source_len : batch * new_tokens; }
+};
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> c = {
+      {"encoder_b16_s64", true, 16, 64, 0, 1},
+      {"greedy_b1", false, 1, 32, 32, 1},
+      {"greedy_b16", false, 16, 32, 32, 1},
+      {"beam4_b1", false, 1, 32, 32, 4},
+  };
+  return c;
+}
+
+struct Settings {
+  int threads = 0;
+  int reps = 3;
+  fs::path model_dir;
+  std::string python;  // empty: no rivals
+  fs::path script;
+};
+Settings g_settings;
+
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// Runs a shell command, collecting its stdout; false when it fails or prints nothing.
+bool run_command(const std::string& command, std::string& output) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return false;
+  std::array<char, 4096> buffer;
+  size_t n = 0;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
+  return pclose(pipe) == 0 && !output.empty();
+}
+
+// The model folder, made by the Python script when it can be; error text otherwise.
+const std::string& model_error() {
+  static const std::string error = []() -> std::string {
+    const Settings& s = g_settings;
+    if (!s.python.empty()) {
+      std::string output;
+      const std::string command = quote(s.python) + " " + quote(s.script.string()) + " prepare " +
+                                  quote(s.model_dir.string());
+      if (!run_command(command, output)) return "making the random model failed: " + command;
+    }
+    if (!fs::exists(s.model_dir / "hf" / "config.json")) {
+      return "no model in " + s.model_dir.string() +
+             "/hf: it is made by benchmarks/seq2seq_reference.py, which needs CHORUS_PYTHON";
+    }
+    return {};
+  }();
+  return error;
+}
+
+struct CaseResult {
+  std::vector<double> seconds;
+  int64_t tokens = 0;
+  double peak_rss_mib = 0;
+  double tokens_per_s() const { return seconds.empty() ? 0.0 : static_cast<double>(tokens) / median(seconds); }
+};
+
+struct RivalRun {
+  std::string error;
+  double load_seconds = 0;
+  std::map<std::string, CaseResult> cases;
+};
+
+std::map<std::string, RivalRun> g_rivals;  // filled by the rival rows
+
+// The rival's results, running its Python process on first use.
+const RivalRun& rival(const std::string& system) {
+  auto& runs = g_rivals;
+  auto found = runs.find(system);
+  if (found != runs.end()) return found->second;
+  RivalRun& run = runs[system];
+  const Settings& s = g_settings;
+  if (s.python.empty()) {
+    run.error = "CHORUS_PYTHON is not set: no " + system + " to time";
+    return run;
+  }
+  if (!model_error().empty()) {
+    run.error = model_error();
+    return run;
+  }
+  std::string command = quote(s.python) + " " + quote(s.script.string()) + " run " + system + " " +
+                        quote(s.model_dir.string()) + " " + std::to_string(s.threads) + " " + std::to_string(s.reps);
+  for (const Case& c : cases()) command += " " + c.spec();
+  std::string output;
+  if (!run_command(command, output)) {
+    run.error = system + " run failed: " + command;
+    return run;
+  }
+  try {
+    const auto json = nlohmann::json::parse(output);
+    run.load_seconds = json.at("load_seconds").get<double>();
+    for (const auto& [name, value] : json.at("cases").items()) {
+      CaseResult& r = run.cases[name];
+      r.seconds = value.at("seconds").get<std::vector<double>>();
+      r.tokens = value.at("tokens").get<int64_t>();
+      r.peak_rss_mib = value.at("peak_rss_mib").get<double>();
+    }
+  } catch (const std::exception& e) {
+    run.error = system + " printed unreadable results (" + e.what() + "): " + output.substr(0, 200);
+  }
+  return run;
+}
+
+// A rival's result for one case when its rows ran (never starts Python).
+const CaseResult* rival_result(const std::string& system, const std::string& name) {
+  const auto run = g_rivals.find(system);
+  if (run == g_rivals.end() || !run->second.error.empty()) return nullptr;
+  const auto found = run->second.cases.find(name);
+  return found == run->second.cases.end() ? nullptr : &found->second;
+}
+
+void BM_Rival(benchmark::State& state, const std::string& system, const Case& c) {
+  const RivalRun& run = rival(system);
+  if (!run.error.empty()) return state.SkipWithError(run.error.c_str());
+  const auto found = run.cases.find(c.name);
+  if (found == run.cases.end() || found->second.tokens != c.tokens() ||
+      found->second.seconds.size() != static_cast<size_t>(g_settings.reps)) {
+    return state.SkipWithError((system + " returned no (or mismatching) results for " + c.name).c_str());
+  }
+  const CaseResult& r = found->second;
+  size_t i = 0;
+  for (auto _ : state) state.SetIterationTime(r.seconds[i++ % r.seconds.size()]);
+  state.counters["tokens_per_s"] = r.tokens_per_s();
+  state.counters["peak_rss_MiB"] = r.peak_rss_mib;
+  state.counters["threads"] = g_settings.threads;
+}
+
+std::shared_ptr<const chorus::model::Seq2SeqModel> chorus_model(double& load_seconds) {
+  static double seconds = 0;
+  static const std::shared_ptr<const chorus::model::Seq2SeqModel> model = [] {
+    const auto start = std::chrono::steady_clock::now();
+    auto m = chorus::model::load_seq2seq_model(g_settings.model_dir / "hf");
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return std::shared_ptr<const chorus::model::Seq2SeqModel>(std::move(m));
+  }();
+  load_seconds = seconds;
+  return model;
+}
+
+torch::Tensor make_inputs(int64_t batch, int64_t length) {
+  auto ids = torch::empty({batch, length}, torch::kInt64);
+  auto a = ids.accessor<int64_t, 2>();
+  for (int64_t r = 0; r < batch; ++r) {
+    for (int64_t c = 0; c < length; ++c) a[r][c] = token_id(kSeed, static_cast<uint64_t>(r), static_cast<uint64_t>(c));
+  }
+  return ids;
+}
+
+std::map<std::string, CaseResult> g_chorus;  // for the closing table
+
+void BM_Chorus(benchmark::State& state, const Case& c) {
+  if (!model_error().empty()) return state.SkipWithError(model_error().c_str());
+  double load_seconds = 0;
+  const auto model = chorus_model(load_seconds);
+  const auto ids = make_inputs(c.batch, c.source_len);
+  const auto mask = torch::ones_like(ids);
+  GenerationOptions options;
+  options.max_new_tokens = c.new_tokens;
+  options.min_new_tokens = c.new_tokens;
+  options.num_beams = c.beams;
+
+  auto once = [&]() -> bool {
+    if (c.encoder_only) {
+      torch::NoGradGuard no_grad;
+      const auto out = model->encode(ids, mask);
+      return out.last_hidden_state.size(0) == c.batch && out.last_hidden_state.size(1) == c.source_len;
+    }
+    const auto result = chorus::model::generate(*model, ids, mask, options);
+    return result.sequences.size(0) == c.batch && result.sequences.size(1) == c.new_tokens + 1;
+  };
+  if (!once()) return state.SkipWithError(("unexpected output shape in " + c.name).c_str());  // warm-up
+  CaseResult& r = g_chorus[c.name];
+  r.seconds.clear();
+  r.tokens = c.tokens();
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    const bool ok = once();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    state.SetIterationTime(seconds);
+    r.seconds.push_back(seconds);
+    if (!ok) return state.SkipWithError(("unexpected output shape in " + c.name).c_str());
+  }
+  r.peak_rss_mib = peak_rss_mib();
+  state.counters["tokens_per_s"] = r.tokens_per_s();
+  state.counters["peak_rss_MiB"] = r.peak_rss_mib;
+  state.counters["threads"] = g_settings.threads;
+  state.counters["load_s"] = load_seconds;
+  for (const std::string system : {"transformers", "ctranslate2"}) {
+    const CaseResult* other = rival_result(system, c.name);
+    if (other != nullptr && other->tokens_per_s() > 0) {
+      state.counters["vs_" + system] = r.tokens_per_s() / other->tokens_per_s();
+    }
+  }
+}
+
+void print_table() {
+  std::printf("\nseq2seq, %d threads, median of %d runs: tokens/s (peak RSS MiB)\n", g_settings.threads,
+              g_settings.reps);
+  std::printf("%-18s %22s %22s %22s %10s %10s\n", "case", "chorus", "transformers", "ctranslate2", "vs_hf",
+              "vs_ct2");
+  for (const Case& c : cases()) {
+    auto cell = [](const CaseResult* r) {
+      char buf[64];
+      if (r == nullptr || r->seconds.empty()) return std::string("-");
+      std::snprintf(buf, sizeof(buf), "%.1f (%.0f)", r->tokens_per_s(), r->peak_rss_mib);
+      return std::string(buf);
+    };
+    auto find = [&](const std::map<std::string, CaseResult>& m) -> const CaseResult* {
+      const auto it = m.find(c.name);
+      return it == m.end() ? nullptr : &it->second;
+    };
+    const CaseResult* mine = find(g_chorus);
+    const CaseResult* hf = rival_result("transformers", c.name);
+    const CaseResult* ct2 = rival_result("ctranslate2", c.name);
+    auto ratio = [&](const CaseResult* other) {
+      char buf[32];
+      if (mine == nullptr || other == nullptr || mine->seconds.empty() || other->seconds.empty()) return std::string("-");
+      std::snprintf(buf, sizeof(buf), "%.2fx", mine->tokens_per_s() / other->tokens_per_s());
+      return std::string(buf);
+    };
+    std::printf("%-18s %22s %22s %22s %10s %10s\n", c.name.c_str(), cell(mine).c_str(), cell(hf).c_str(),
+                cell(ct2).c_str(), ratio(hf).c_str(), ratio(ct2).c_str());
+  }
+}
+
+// Takes --name=value out of argv (before Google Benchmark sees it).
+bool take_flag(int& argc, char** argv, const char* name, std::string& value) {
+  const std::string prefix = std::string("--") + name + "=";
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) {
+      value = argv[i] + prefix.size();
+      for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+      --argc;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Settings& s = g_settings;
+  s.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  s.model_dir = fs::temp_directory_path() / "chorus_seq2seq_bench_t5_small";
+  std::string value;
+  if (take_flag(argc, argv, "threads", value)) s.threads = std::max(1, std::atoi(value.c_str()));
+  if (take_flag(argc, argv, "reps", value)) s.reps = std::max(1, std::atoi(value.c_str()));
+  if (take_flag(argc, argv, "model_dir", value)) s.model_dir = value;
+  const char* python = std::getenv("CHORUS_PYTHON");
+  s.python = python == nullptr ? "" : python;
+  s.script = fs::path(__FILE__).parent_path() / "seq2seq_reference.py";
+  if (!fs::exists(s.script)) s.script = "benchmarks/seq2seq_reference.py";
+  if (s.python.empty()) {
+    std::fprintf(stderr,
+                 "CHORUS_PYTHON is not set: the transformers and CTranslate2 columns are skipped "
+                 "(set it to the reference venv's python to measure them)\n");
+  }
+  torch::set_num_threads(s.threads);
+
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  for (const std::string system : {"transformers", "ctranslate2"}) {
+    for (const Case& c : cases()) {
+      benchmark::RegisterBenchmark((system + "/" + c.name).c_str(),
+                                   [system, &c](benchmark::State& st) { BM_Rival(st, system, c); })
+          ->Iterations(s.reps)
+          ->UseManualTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+  for (const Case& c : cases()) {
+    benchmark::RegisterBenchmark(("chorus/" + c.name).c_str(), [&c](benchmark::State& st) { BM_Chorus(st, c); })
+        ->Iterations(s.reps)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  print_table();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -40,8 +40,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (covered != text.size()) __builtin_trap();
 
   // Replacing malformed sequences gives valid UTF-8, which is then a fixed point.
-  const std::string valid = chorus::model::unicode::to_valid_utf8(text);
-  if (chorus::model::unicode::to_valid_utf8(valid) != valid) __builtin_trap();
+  const std::string valid = chorus::to_valid_utf8(text);
+  if (chorus::to_valid_utf8(valid) != valid) __builtin_trap();
 
   // Added-token splitting: segments are views inside the text, in order.
   const char* last_end = text.data();

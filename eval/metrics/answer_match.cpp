@@ -5,7 +5,7 @@
 
 #include "common/error.h"
 #include "eval/text/python_text.h"
-#include "eval/text/utf8.h"
+#include "common/text/utf8.h"
 
 namespace chorus::eval {
 namespace {

@@ -7,7 +7,7 @@
 #include "eval/metrics/ngram_counts.h"
 #include "eval/metrics/tokenizer_13a.h"
 #include "eval/text/python_text.h"
-#include "eval/text/utf8.h"
+#include "common/text/utf8.h"
 
 namespace chorus::eval {
 namespace {

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "common/error.h"
-#include "eval/text/utf8.h"
+#include "common/text/utf8.h"
 
 namespace chorus::eval {
 

@@ -9,7 +9,7 @@ namespace {
 std::size_t trailing_space_bytes(std::string_view text) {
   std::size_t content_end = 0;
   for (std::size_t i = 0; i < text.size();) {
-    const unicode::Decoded d = unicode::decode_utf8(text, i);
+    const Utf8CodePoint d = decode_utf8_at(text, i);
     i += d.length;
     if (!unicode::is_python_space(d.cp)) content_end = i;
   }
@@ -19,7 +19,7 @@ std::size_t trailing_space_bytes(std::string_view text) {
 std::size_t leading_space_bytes(std::string_view text) {
   std::size_t cut = 0;
   while (cut < text.size()) {
-    const unicode::Decoded d = unicode::decode_utf8(text, cut);
+    const Utf8CodePoint d = decode_utf8_at(text, cut);
     if (!unicode::is_python_space(d.cp)) break;
     cut += d.length;
   }

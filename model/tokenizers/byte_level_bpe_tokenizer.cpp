@@ -32,7 +32,7 @@ struct ByteMap {
       const bool printable =
           (byte >= 33 && byte <= 126) || (byte >= 161 && byte <= 172) || (byte >= 174);
       const char32_t cp = printable ? static_cast<char32_t>(byte) : static_cast<char32_t>(next++);
-      unicode::append_utf8(encoded[byte], cp);
+      append_utf8(encoded[byte], cp);
       decoded[cp] = byte;
     }
   }
@@ -279,7 +279,7 @@ std::vector<int64_t> ByteLevelBpeTokenizer::encode(std::string_view text,
                                                    bool add_special_tokens) const {
   std::string prefixed;
   if (add_prefix_space_ && !text.empty() &&
-      !unicode::is_python_space(unicode::decode_utf8(text, 0).cp)) {
+      !unicode::is_python_space(decode_utf8_at(text, 0).cp)) {
     prefixed = " " + std::string(text);
     text = prefixed;
   }
@@ -310,7 +310,7 @@ std::string ByteLevelBpeTokenizer::decode(const std::vector<int64_t>& ids,
     }
     const std::string& token = tokens_[id];
     for (std::size_t i = 0; i < token.size();) {
-      const unicode::Decoded d = unicode::decode_utf8(token, i);
+      const Utf8CodePoint d = decode_utf8_at(token, i);
       if (d.cp < map.decoded.size() && map.decoded[d.cp] >= 0)
         bytes += static_cast<char>(map.decoded[d.cp]);
       else
@@ -318,7 +318,7 @@ std::string ByteLevelBpeTokenizer::decode(const std::vector<int64_t>& ids,
       i += d.length;
     }
   }
-  return unicode::to_valid_utf8(bytes);
+  return to_valid_utf8(bytes);
 }
 
 std::string ByteLevelBpeTokenizer::token(int64_t id) const {

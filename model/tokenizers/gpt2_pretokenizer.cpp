@@ -57,7 +57,7 @@ std::vector<std::string_view> gpt2_pretokenize(std::string_view text) {
   std::vector<Char> chars;
   chars.reserve(text.size());
   for (std::size_t offset = 0; offset < text.size();) {
-    const unicode::Decoded d = unicode::decode_utf8(text, offset);
+    const Utf8CodePoint d = decode_utf8_at(text, offset);
     chars.push_back({d.cp, offset, classify(d.cp)});
     offset += d.length;
   }

@@ -41,7 +41,7 @@ std::string strip_python_space(const std::string& text) {
   std::size_t begin = 0, end = 0;
   bool seen_content = false;
   for (std::size_t i = 0; i < text.size();) {
-    const unicode::Decoded d = unicode::decode_utf8(text, i);
+    const Utf8CodePoint d = decode_utf8_at(text, i);
     if (!unicode::is_python_space(d.cp)) {
       if (!seen_content) begin = i;
       seen_content = true;

@@ -11,7 +11,7 @@
 #include "eval/metrics/porter_stemmer.h"
 #include "eval/metrics/rouge.h"
 #include "eval/metrics/tokenizer_13a.h"
-#include "eval/text/utf8.h"
+#include "common/text/utf8.h"
 
 namespace chorus::eval {
 namespace {

@@ -65,16 +65,16 @@ TEST(Unicode, CategoriesOfSampleCodePoints) {
 
 TEST(Unicode, MalformedSequencesBecomeOneReplacementPerMaximalSubpart) {
   // As Python's bytes.decode("utf-8", errors="replace").
-  EXPECT_EQ(unicode::to_valid_utf8("a\xe2\x82"
+  EXPECT_EQ(chorus::to_valid_utf8("a\xe2\x82"
                                    "b"),
             "a\xef\xbf\xbd"
             "b");  // truncated 3-byte: one U+FFFD
-  EXPECT_EQ(unicode::to_valid_utf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");  // overlong: two
-  EXPECT_EQ(unicode::to_valid_utf8("\xed\xa0\x80"),
+  EXPECT_EQ(chorus::to_valid_utf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");  // overlong: two
+  EXPECT_EQ(chorus::to_valid_utf8("\xed\xa0\x80"),
             "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // surrogate: three
-  EXPECT_EQ(unicode::to_valid_utf8("\xf4\x90\x80\x80"),
+  EXPECT_EQ(chorus::to_valid_utf8("\xf4\x90\x80\x80"),
             "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // past U+10FFFF
-  EXPECT_EQ(unicode::to_valid_utf8("ok \xf0\x9f\xa4\x96"), "ok \xf0\x9f\xa4\x96");
+  EXPECT_EQ(chorus::to_valid_utf8("ok \xf0\x9f\xa4\x96"), "ok \xf0\x9f\xa4\x96");
 }
 
 }  // namespace

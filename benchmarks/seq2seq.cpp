@@ -22,6 +22,11 @@
 // CTranslate2's Translator has no encoder-only call: its encoder row times
 // encoding plus one decoding step.
 //
+// All three systems run their threads on libgomp, whose barriers spin: with other
+// load on the same cores, multi-threaded figures collapse (by up to 10x, and
+// unevenly between systems). Run on an otherwise idle machine; the load average
+// is printed in the header for that reason.
+//
 //   build/benchmarks/seq2seq [--threads=N] [--reps=N] [--model_dir=DIR] [benchmark flags]
 //
 // Without $CHORUS_PYTHON the rival rows are skipped (and Chorus runs only if
@@ -220,9 +225,12 @@ void BM_Rival(benchmark::State& state, const std::string& system, const Case& c)
   state.counters["threads"] = g_settings.threads;
 }
 
+double g_rss_before_load_mib = 0;  // the Chorus process before it loads the model
+
 std::shared_ptr<const chorus::model::Seq2SeqModel> chorus_model(double& load_seconds) {
   static double seconds = 0;
   static const std::shared_ptr<const chorus::model::Seq2SeqModel> model = [] {
+    g_rss_before_load_mib = peak_rss_mib();
     const auto start = std::chrono::steady_clock::now();
     auto m = chorus::model::load_seq2seq_model(g_settings.model_dir / "hf");
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -280,6 +288,7 @@ void BM_Chorus(benchmark::State& state, const Case& c) {
   state.counters["peak_rss_MiB"] = r.peak_rss_mib;
   state.counters["threads"] = g_settings.threads;
   state.counters["load_s"] = load_seconds;
+  state.counters["rss_before_load_MiB"] = g_rss_before_load_mib;
   for (const std::string system : {"transformers", "ctranslate2"}) {
     const CaseResult* other = rival_result(system, c.name);
     if (other != nullptr && other->tokens_per_s() > 0) {

@@ -49,6 +49,13 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
   target_link_libraries(chorus_torch INTERFACE -Wl,--push-state,--no-as-needed stdc++ -Wl,--pop-state)
 endif()
 target_link_libraries(chorus_torch INTERFACE ${TORCH_LIBRARIES})
+# The wheel's ATen runs at::parallel_for through OpenMP, and its header only
+# spreads work over threads when the including file is compiled with OpenMP;
+# without -fopenmp every at::parallel_for in our code runs on one thread.
+# libgomp.so.1 resolves to the copy the wheel ships (same soname, first on the
+# runpath), so torch::set_num_threads governs our loops too.
+target_compile_options(chorus_torch INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-fopenmp>)
+target_link_options(chorus_torch INTERFACE -fopenmp)
 target_include_directories(chorus_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 
 if(CHORUS_USE_PCH)

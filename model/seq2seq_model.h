@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -118,6 +119,13 @@ struct Seq2SeqOutput {
   std::vector<torch::Tensor> decoder_hidden_states;
 };
 
+// Called on a stack's states as they flow: after the embedding (layer 0) and
+// after each block l = 1..L (before the stack's final norm), with the states
+// [B, n, d_model]; returns the states the stack continues with. Collaboration
+// heads use it to add messages from other agents; the result is differentiable
+// through the frozen model, so a head's parameters train through it.
+using StateHook = std::function<torch::Tensor(int64_t layer, const torch::Tensor& states)>;
+
 // A pretrained encoder-decoder. Parameters carry the reference's state-dict
 // names (named_parameters() gives "encoder.block.0.layer.0.SelfAttention.q.weight").
 // The computing methods are const: a frozen model can be shared read-only by
@@ -134,14 +142,16 @@ class Seq2SeqModel : public torch::nn::Module {
 
   // input_ids [B, S] int64; attention_mask [B, S] (0/1, any integer or bool
   // dtype) or undefined for no padding.
+  // `hook` (optional) sees and may change the encoder's states (see StateHook).
   virtual EncoderOutput encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
-                               bool output_hidden_states = false) const = 0;
+                               bool output_hidden_states = false, const StateHook& hook = {}) const = 0;
   // An empty cache whose cross-attention keys/values come from `encoder`.
   virtual DecoderCache start_decoding(const EncoderOutput& encoder) const = 0;
   // Runs the decoder on the next n tokens [B, n] (n = 1 when generating, or a
-  // whole prefix), reading and extending `cache`.
+  // whole prefix), reading and extending `cache`. `hook` (optional) sees and
+  // may change the decoder's states; their positions start at cache.length().
   virtual DecoderOutput decode_step(const torch::Tensor& decoder_input_ids, DecoderCache& cache,
-                                    bool output_hidden_states = false) const = 0;
+                                    bool output_hidden_states = false, const StateHook& hook = {}) const = 0;
   // The token embedding matrix [vocab, d_model] (shared by encoder and decoder).
   virtual torch::Tensor token_embedding() const = 0;
 

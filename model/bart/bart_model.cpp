@@ -98,7 +98,7 @@ class BartModel final : public Seq2SeqModel {
   }
 
   EncoderOutput encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                       bool output_hidden_states) const override {
+                       bool output_hidden_states, const StateHook& hook) const override {
     const auto& c = config();
     check_token_ids(input_ids, c.vocab_size, "input_ids");
     EncoderOutput out;
@@ -106,11 +106,14 @@ class BartModel final : public Seq2SeqModel {
     const int64_t length = input_ids.size(1);
     const auto padding = key_padding_from_mask(out.attention_mask, length, shared_.scalar_type());
     auto x = embed(encoder_, input_ids, 0);
-    for (const auto& l : encoder_.layers) {
+    if (hook) x = hook(0, x);
+    for (size_t i = 0; i < encoder_.layers.size(); ++i) {
+      const auto& l = encoder_.layers[i];
       if (output_hidden_states) out.hidden_states.push_back(x);
       auto a = self_attention(l.self_attention, encoder_, x, x, AttentionCall{0.0, false, {}, &padding});
       x = layer_norm(x + a, l.self_norm);
       x = layer_norm(x + feed_forward(l, x), l.final_norm);
+      if (hook) x = hook(static_cast<int64_t>(i) + 1, x);
     }
     if (output_hidden_states) out.hidden_states.push_back(x);
     out.last_hidden_state = x;
@@ -135,7 +138,7 @@ class BartModel final : public Seq2SeqModel {
   }
 
   DecoderOutput decode_step(const torch::Tensor& decoder_input_ids, DecoderCache& cache,
-                            bool output_hidden_states) const override {
+                            bool output_hidden_states, const StateHook& hook) const override {
     const auto& c = config();
     check_token_ids(decoder_input_ids, c.vocab_size, "decoder_input_ids");
     CHORUS_CHECK(cache.layers.size() == decoder_.layers.size() && decoder_input_ids.size(0) == cache.batch_size(),
@@ -144,6 +147,7 @@ class BartModel final : public Seq2SeqModel {
     DecoderOutput out;
     const int64_t n = decoder_input_ids.size(1);
     auto x = embed(decoder_, decoder_input_ids, cache.length());
+    if (hook) x = hook(0, x);
     for (size_t i = 0; i < decoder_.layers.size(); ++i) {
       if (output_hidden_states) out.hidden_states.push_back(x);
       const auto& l = decoder_.layers[i];
@@ -159,6 +163,7 @@ class BartModel final : public Seq2SeqModel {
       a = attend(q, layer.cross_keys, layer.cross_values, AttentionCall{0.0, false, {}, &cache.encoder_padding});
       x = layer_norm(x + l.cross_attention.out(merge_heads(a)), l.cross_norm);
       x = layer_norm(x + feed_forward(l, x), l.final_norm);
+      if (hook) x = hook(static_cast<int64_t>(i) + 1, x);
     }
     cache.advance(n);
     if (output_hidden_states) out.hidden_states.push_back(x);

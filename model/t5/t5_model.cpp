@@ -90,7 +90,7 @@ class T5Model final : public Seq2SeqModel {
   }
 
   EncoderOutput encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                       bool output_hidden_states) const override {
+                       bool output_hidden_states, const StateHook& hook) const override {
     const auto& c = config();
     check_token_ids(input_ids, c.vocab_size, "input_ids");
     EncoderOutput out;
@@ -100,6 +100,7 @@ class T5Model final : public Seq2SeqModel {
     const auto bias = relative_position_bias(encoder_position_bias_, 0, length, length, /*bidirectional=*/true,
                                              c.relative_attention_max_distance);
     auto x = torch::embedding(shared_, input_ids);
+    if (hook) x = hook(0, x);
     for (size_t i = 0; i < encoder_.size(); ++i) {
       if (output_hidden_states) out.hidden_states.push_back(x);
       const auto& b = encoder_[i];
@@ -110,6 +111,7 @@ class T5Model final : public Seq2SeqModel {
       auto a = attend(q, k, v, AttentionCall{1.0, false, bias, &padding});
       x = x + torch::linear(merge_heads(a), b.self_attention.o);
       x = x + feed_forward(b, rms_norm(x, b.feed_forward_norm, c.layer_norm_epsilon));
+      if (hook) x = hook(static_cast<int64_t>(i) + 1, x);
     }
     x = rms_norm(x, encoder_final_norm_, c.layer_norm_epsilon);
     if (output_hidden_states) out.hidden_states.push_back(x);
@@ -135,7 +137,7 @@ class T5Model final : public Seq2SeqModel {
   }
 
   DecoderOutput decode_step(const torch::Tensor& decoder_input_ids, DecoderCache& cache,
-                            bool output_hidden_states) const override {
+                            bool output_hidden_states, const StateHook& hook) const override {
     const auto& c = config();
     check_token_ids(decoder_input_ids, c.vocab_size, "decoder_input_ids");
     CHORUS_CHECK(cache.layers.size() == decoder_.size() && decoder_input_ids.size(0) == cache.batch_size(),
@@ -147,6 +149,7 @@ class T5Model final : public Seq2SeqModel {
     const auto bias = relative_position_bias(decoder_position_bias_, past, n, past + n, /*bidirectional=*/false,
                                              c.relative_attention_max_distance);
     auto x = torch::embedding(shared_, decoder_input_ids);
+    if (hook) x = hook(0, x);
     for (size_t i = 0; i < decoder_.size(); ++i) {
       if (output_hidden_states) out.hidden_states.push_back(x);
       const auto& b = decoder_[i];
@@ -164,6 +167,7 @@ class T5Model final : public Seq2SeqModel {
       a = attend(q, layer.cross_keys, layer.cross_values, AttentionCall{1.0, false, {}, &cache.encoder_padding});
       x = x + torch::linear(merge_heads(a), b.cross_attention.o);
       x = x + feed_forward(b, rms_norm(x, b.feed_forward_norm, c.layer_norm_epsilon));
+      if (hook) x = hook(static_cast<int64_t>(i) + 1, x);
     }
     cache.advance(n);
     x = rms_norm(x, decoder_final_norm_, c.layer_norm_epsilon);

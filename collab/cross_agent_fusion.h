@@ -1,0 +1,90 @@
+// Cross-agent attention fusion in the manner of CALM (Bansal et al. 2024): an anchor agent's states
+// attend to the states of other (frozen) agents and the result enters the anchor through a gated,
+// zero-initialised residual. Only this head's parameters train.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace chorus::collab {
+
+// Where the attended values come from.
+//   hidden: a learned projection of the other agent's hidden states (CALM).
+//   bridge: the other agent's output distribution mapped through the anchor's input embedding,
+//           softmax(logits / T) . E_anchor (vocabularies shared or mapped id for id).
+enum class ValueSource { hidden, bridge };
+// The gate on the residual: one learned scalar, or per position g = w . LN(x) + b (both start at 0).
+enum class GateKind { scalar, per_position };
+
+std::string to_string(ValueSource source);
+std::string to_string(GateKind gate);
+
+struct FusionOptions {
+  int64_t anchor_width = 0;                // d_model of the anchor
+  std::vector<int64_t> augmenting_widths;  // d_model of each other agent, in the order their inputs are given
+  ValueSource value_source = ValueSource::bridge;
+  int64_t heads = 1;
+  int64_t head_dim = 64;                   // query/key width per head
+  double bridge_temperature = 1.0;         // T of the bridge's softmax
+  GateKind gate = GateKind::per_position;
+  bool null_slot = true;                   // a learned key with value 0: "attend to nothing"
+  // A learned bias per (query position, key position) pair and head, for positions < this
+  // (later positions share the last row/column); 0: none.
+  int64_t position_bias = 0;
+};
+
+// What one other agent contributes for a batch. Positions are that agent's own.
+struct AugmentingStates {
+  torch::Tensor key_states;    // [B, Nk, width]: the states keys are projected from
+  torch::Tensor value_states;  // hidden values: [B, Nk, width] (may be key_states); bridge: unused
+  torch::Tensor logits;        // bridge values: [B, Nk, vocab] output logits; hidden: unused
+  torch::Tensor mask;          // [B, Nk] 1 = a real position, 0 = padding; undefined = all real
+};
+
+class CrossAgentFusionImpl : public torch::nn::Module {
+ public:
+  explicit CrossAgentFusionImpl(FusionOptions options);
+
+  // Returns states + gate(states) * message, where the message is the attention of
+  // queries = W_q LN(query_states) over the other agents' keys (and the null slot).
+  //   query_states [B, Nq, anchor_width]: the anchor states queries come from (may be `states`);
+  //   states [B, Nq, anchor_width]: the anchor states the result is added to;
+  //   anchor_embedding [vocab, anchor_width]: the anchor's input embedding (bridge values only).
+  // `visible` (optional, one flag per other agent) masks whole agents out through the op's group
+  // mask, for ablations. `probabilities` (optional) receives the attention [B, H, Nq, keys].
+  torch::Tensor forward(const torch::Tensor& query_states, const torch::Tensor& states,
+                        const std::vector<AugmentingStates>& others, const torch::Tensor& anchor_embedding = {},
+                        const std::vector<bool>& visible = {}, torch::Tensor* probabilities = nullptr);
+
+  // The message alone (before gating), [B, Nq, anchor_width].
+  torch::Tensor message(const torch::Tensor& query_states, const std::vector<AugmentingStates>& others,
+                        const torch::Tensor& anchor_embedding, const std::vector<bool>& visible,
+                        torch::Tensor* probabilities);
+  torch::Tensor gate(const torch::Tensor& states);
+
+  const FusionOptions& options() const { return options_; }
+  int64_t parameter_count() const;
+
+ private:
+  FusionOptions options_;
+  torch::nn::LayerNorm query_norm_{nullptr};
+  torch::nn::Linear query_{nullptr};
+  std::vector<torch::nn::LayerNorm> key_norms_;
+  std::vector<torch::nn::Linear> keys_;
+  std::vector<torch::nn::LayerNorm> value_norms_;  // hidden values only
+  std::vector<torch::nn::Linear> values_;
+  torch::Tensor null_key_;        // [H, 1, head_dim]
+  torch::Tensor null_bias_;       // [H]
+  torch::Tensor position_table_;  // [H, P, P]
+  torch::nn::LayerNorm gate_norm_{nullptr};
+  torch::Tensor gate_weight_, gate_bias_;  // per_position: [anchor_width], [1]; scalar: -, [1]
+};
+TORCH_MODULE(CrossAgentFusion);
+
+}  // namespace chorus::collab

@@ -34,6 +34,16 @@ std::string describe_entries(const fs::path& folder) {
   return out.str();
 }
 
+// True when the folder holds nothing but, perhaps, an empty checkpoints/ (what
+// prepare_run_folder itself creates).
+bool holds_nothing(const fs::path& folder) {
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    if (entry.path() == checkpoints_path(folder) && entry.is_directory() && fs::is_empty(entry.path())) continue;
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 void prepare_run_folder(const fs::path& folder, RunMode mode) {
@@ -43,7 +53,7 @@ void prepare_run_folder(const fs::path& folder, RunMode mode) {
                "' exists and is not a directory");
   switch (mode) {
     case RunMode::fresh:
-      CHORUS_CHECK(!exists || fs::is_empty(folder), "run folder '", folder.string(), "' already holds a run (",
+      CHORUS_CHECK(!exists || holds_nothing(folder), "run folder '", folder.string(), "' already holds a run (",
                    describe_entries(folder), "); pass --resume to continue it or --overwrite to replace it");
       break;
     case RunMode::resume:

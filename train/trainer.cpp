@@ -263,7 +263,9 @@ TrainResult train(TrainingProblem& problem, const TrainerOptions& options, const
         CHORUS_CHECK(batch.loss.defined() && batch.loss.numel() == 1 && batch.loss.requires_grad(), "trainer '",
                      options.name, "': loss of step ", step, " micro-batch ", micro,
                      " must be a one-element tensor that requires grad");
-        micro_loss = batch.loss.reshape({}).to(torch::kFloat32);
+        micro_loss = batch.loss.reshape({});
+        // A bf16 loss from autocast is summed in float32; float64 losses keep their precision.
+        if (micro_loss.scalar_type() != torch::kFloat64) micro_loss = micro_loss.to(torch::kFloat32);
         tokens += batch.tokens;
       }
       const double value = micro_loss.item<double>();

@@ -106,16 +106,16 @@ std::optional<YAML::Node> find_node(const ConfigState& state, const std::string&
   if (!steps) return std::nullopt;
   for (const Step& step : *steps) {
     const YAML::Node& c = cur;
-    YAML::Node next;
     if (step.is_index) {
       if (!c.IsSequence() || step.index >= c.size()) return std::nullopt;
-      next.reset(c[step.index]);
+      const YAML::Node next = c[step.index];
+      cur.reset(next);
     } else {
       if (!c.IsMap()) return std::nullopt;
-      next.reset(c[step.key]);
+      const YAML::Node next = c[step.key];  // an absent key gives an invalid node: never reset() to it
       if (!next.IsDefined()) return std::nullopt;
+      cur.reset(next);
     }
-    cur.reset(next);
   }
   return cur;
 }
@@ -600,9 +600,34 @@ Config Config::parse(std::string_view yaml, const std::string& name, const fs::p
                       overrides));
 }
 
+namespace {
+
+// Emits a node keeping quoted scalars quoted ("10" stays a string when read back).
+void emit(YAML::Emitter& out, const YAML::Node& node) {
+  if (node.IsMap()) {
+    out << YAML::BeginMap;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      out << YAML::Key << it->first.Scalar() << YAML::Value;
+      emit(out, it->second);
+    }
+    out << YAML::EndMap;
+  } else if (node.IsSequence()) {
+    out << YAML::BeginSeq;
+    for (const YAML::Node& item : node) emit(out, item);
+    out << YAML::EndSeq;
+  } else if (node.IsScalar()) {
+    if (node.Tag() == "!" || node.Scalar().empty()) out << YAML::DoubleQuoted;
+    out << node.Scalar();
+  } else {
+    out << YAML::Null;
+  }
+}
+
+}  // namespace
+
 std::string Config::to_yaml() const {
   YAML::Emitter out;
-  out << state_->doc;
+  emit(out, state_->doc);
   return std::string(out.c_str()) + "\n";
 }
 

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <type_traits>
@@ -33,6 +34,7 @@ struct ConfigState {
   std::string name;                       // the top-level file as shown in messages
   std::map<std::string, Origin> origins;  // full key path -> where it was set
   std::set<std::string> known;            // key paths some consumer asked for
+  mutable std::mutex mutex;               // views may be read from several threads
 };
 
 }  // namespace detail
@@ -71,7 +73,7 @@ std::optional<std::vector<Step>> parse_key_path(const std::string& path) {
   while (true) {
     const size_t end = path.find_first_of(".[", pos);
     std::string name = path.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-    if (!valid_key_name(name) || name.find_first_of(" \t") != std::string::npos) return std::nullopt;
+    if (!valid_key_name(name)) return std::nullopt;
     steps.push_back({false, name, 0});
     pos = end;
     while (pos != std::string::npos && path[pos] == '[') {
@@ -100,6 +102,7 @@ std::string parent_path(const std::string& path) {
 
 // The node at a key path; nullopt when some step is absent (a null value counts as present here).
 std::optional<YAML::Node> find_node(const ConfigState& state, const std::string& path) {
+  const std::lock_guard<std::mutex> lock(state.mutex);
   YAML::Node cur = state.doc;
   if (path.empty()) return cur;
   const auto steps = parse_key_path(path);
@@ -435,6 +438,7 @@ fs::path origin_dir(const ConfigState& state, const std::string& key_path) {
 
 // Marks a key path and all its parents as read.
 void mark_known(ConfigState& state, const std::string& key_path) {
+  const std::lock_guard<std::mutex> lock(state.mutex);
   for (std::string path = key_path; !path.empty(); path = parent_path(path)) {
     if (!state.known.insert(path).second) break;  // its parents are marked already
   }
@@ -449,8 +453,11 @@ void mark_known(ConfigState& state, const std::string& key_path) {
   throw Error(chorus::detail::concat(origin_of(state, parent_path(path)), ": missing required key '", path, "' (", what, ")"));
 }
 
-// A quoted scalar ("10") is a string, never a number or a boolean.
-bool is_plain_scalar(const YAML::Node& node) { return node.IsScalar() && node.Tag() != "!"; }
+// A quoted scalar ("10", or !!str 10) is a string, never a number or a boolean.
+bool is_string_scalar(const YAML::Node& node) {
+  return node.IsScalar() && (node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str");
+}
+bool is_plain_scalar(const YAML::Node& node) { return node.IsScalar() && !is_string_scalar(node); }
 
 std::optional<double> parse_double(const std::string& text) {
   static const std::map<std::string, double> special = {
@@ -586,7 +593,8 @@ Config::Config(std::shared_ptr<detail::ConfigState> state) : state_(std::move(st
 
 Config Config::load(const fs::path& path, const std::vector<std::string>& overrides) {
   const std::string display = path.lexically_normal().generic_string();
-  CHORUS_CHECK(fs::is_regular_file(path), "config file '", display, "' does not exist");
+  CHORUS_CHECK(fs::exists(path), "config file '", display, "' does not exist");
+  CHORUS_CHECK(fs::is_regular_file(path), "config file '", display, "' is not a regular file");
   const fs::path real = fs::weakly_canonical(path);
   const YAML::Node doc = parse_yaml(read_text(path), display);
   return Config(build(doc, FileRef{display, path.lexically_normal().parent_path(), real.parent_path()}, real,
@@ -616,7 +624,7 @@ void emit(YAML::Emitter& out, const YAML::Node& node) {
     for (const YAML::Node& item : node) emit(out, item);
     out << YAML::EndSeq;
   } else if (node.IsScalar()) {
-    if (node.Tag() == "!" || node.Scalar().empty()) out << YAML::DoubleQuoted;
+    if (is_string_scalar(node) || node.Scalar().empty()) out << YAML::DoubleQuoted;
     out << node.Scalar();
   } else {
     out << YAML::Null;
@@ -641,6 +649,7 @@ ConfigView Config::root() const { return ConfigView(state_, ""); }
 
 std::vector<std::string> Config::unused_keys() const {
   const ConfigState& state = *state_;
+  const std::lock_guard<std::mutex> lock(state.mutex);
   std::vector<std::string> messages;
   const auto report = [&](const std::string& path) {
     const std::string parent = parent_path(path);

@@ -62,7 +62,7 @@ class Config {
 };
 
 // A view of one map in the config (the root or a nested map). Views are cheap copies that share
-// the config; they stay valid after the Config object is gone.
+// the config; they stay valid after the Config object is gone, and may be read from several threads.
 //
 // Every accessor marks the key as known (so check_all_keys_used accepts it) even when it is absent
 // and a default is used; has() only asks and marks nothing. A key whose value is null (`key:` or

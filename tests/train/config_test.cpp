@@ -113,6 +113,7 @@ TEST_F(ConfigFiles, IncludeCycleNamesTheChain) {
 
 TEST_F(ConfigFiles, MissingFilesAndSyntaxErrorsNameTheFileAndLine) {
   EXPECT_THAT(error_of([&] { Config::load(dir_ / "nope.yaml"); }), HasSubstr("nope.yaml' does not exist"));
+  EXPECT_THAT(error_of([&] { Config::load(dir_); }), HasSubstr("' is not a regular file"));
   write("exp.yaml", "seed: 1\ninclude:\n  - missing.yaml\n");
   const std::string missing = error_of([&] { Config::load(dir_ / "exp.yaml"); });
   EXPECT_THAT(missing, HasSubstr("exp.yaml:3: included file 'missing.yaml' does not exist"));
@@ -219,6 +220,11 @@ TEST(ConfigReads, IntegersAreNumbersAndListsConvert) {
   EXPECT_EQ(root.get<double>("d"), -std::numeric_limits<double>::infinity());
   EXPECT_THAT(error_of([&] { root.get<std::vector<int64_t>>("a"); }),
               HasSubstr("exp.yaml:1: a: expected a list of integers, got '3'"));
+  // Names chosen by users may hold spaces; an explicit !!str is a string like a quoted scalar.
+  const Config named = Config::parse("agents: {my agent: {width: 4}}\nsteps: !!str 5\n", "exp.yaml");
+  EXPECT_EQ(named.root().child("agents").child("my agent").get<int>("width"), 4);
+  EXPECT_THAT(error_of([&] { named.root().get<int>("steps"); }), HasSubstr("expected an integer, got '5'"));
+  EXPECT_THAT(Config::parse(named.to_yaml(), "again.yaml").root().get<std::string>("steps"), "5");
 }
 
 TEST(ConfigReads, MissingRequiredKeysAndDefaults) {

@@ -344,6 +344,33 @@ TEST_F(ConfigFiles, PathsResolveAgainstTheFileThatSetThem) {
   EXPECT_EQ(data.get_path("none", false, fs::path("x")), fs::path("x"));
 }
 
+// The example of docs/CONFIGS.md, value for value.
+TEST_F(ConfigFiles, DocumentedExampleResolvesAsDocumented) {
+  write("experiments/shared/trainer.yaml",
+        "trainer:\n  learning_rate: 1.0e-3\n  steps: 1000\n  schedule: {kind: cosine, warmup_steps: 100}\n");
+  const fs::path exp = write("experiments/small.yaml",
+                             "# experiments/small.yaml\n"
+                             "include: shared/trainer.yaml\n"
+                             "trainer:\n"
+                             "  steps: 200\n"
+                             "  schedule: {warmup_steps: 10}\n"
+                             "data:\n"
+                             "  train: ../data/train.jsonl\n");
+  const Config config =
+      Config::load(exp, {"trainer.learning_rate=3e-4", "trainer.schedule.kind=linear", "trainer.steps=0"});
+  const Config resolved = Config::parse(config.to_yaml(), "resolved.yaml");
+  const ConfigView trainer = resolved.root().child("trainer");
+  EXPECT_DOUBLE_EQ(trainer.get<double>("learning_rate"), 3e-4);
+  EXPECT_EQ(trainer.child("schedule").get<std::string>("kind"), "linear");
+  EXPECT_EQ(trainer.child("schedule").get<int>("warmup_steps"), 10);
+  EXPECT_THAT(resolved.root().child("data").get<std::string>("train"), "../data/train.jsonl");
+  const ConfigView original = config.root().child("trainer");
+  EXPECT_THAT(error_of([&] { original.get_int("steps", 100, 1); }),
+              HasSubstr("override 'trainer.steps=0': trainer.steps: expected an integer >= 1, got '0'"));
+  EXPECT_THAT(error_of([&] { config.root().child("data").get_path("train", true); }),
+              HasSubstr("experiments/small.yaml:7: data.train: file '../data/train.jsonl' does not exist"));
+}
+
 TEST_F(ConfigFiles, ResolvedYamlRoundTrips) {
   write("base.yaml", "trainer: {lr: 0.001, steps: 100, name: \"10\", tags: [a, b]}\n");
   const fs::path exp = write("exp.yaml", "include: base.yaml\nagents:\n  kv: {layers: [1, 2]}\n");

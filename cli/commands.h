@@ -17,4 +17,10 @@ void add_generate_command(CLI::App& app);
 // `chorus score`: BLEU, chrF, ROUGE, EM and F1 of a hypothesis file against references.
 void add_score_command(CLI::App& app);
 
+// `chorus train CONFIG [--out DIR] [--resume|--overwrite] [a.b.c=value ...]`: run an experiment.
+void add_train_command(CLI::App& app);
+
+// `chorus pretrain CONFIG --out DIR`: train a small agent from scratch.
+void add_pretrain_command(CLI::App& app);
+
 }  // namespace chorus::cli

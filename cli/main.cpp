@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   chorus::cli::add_convert_command(app);
   chorus::cli::add_score_command(app);
   chorus::cli::add_generate_command(app);
+  chorus::cli::add_train_command(app);
+  chorus::cli::add_pretrain_command(app);
 
   try {
     app.parse(argc, argv);

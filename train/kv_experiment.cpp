@@ -1,0 +1,393 @@
+// The key-value arithmetic experiment: agents, fusion teams, the text pipeline, evaluation, report.
+#include "train/kv_experiment.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <exception>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "collab/agent.h"
+#include "collab/cross_agent_fusion.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "eval/metrics/significance.h"
+#include "model/generation/generate.h"
+#include "train/kv_agents.h"
+#include "train/kv_team.h"
+#include "train/seq2seq_training.h"
+#include "train/trainer_config.h"
+
+namespace chorus::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+struct EvalSet {
+  std::string metric;  // kv_subs, num_math, kv_math_heldout, kv_math_train
+  KvTask task;
+  std::vector<KvExample> examples;
+};
+
+struct Plan {
+  uint64_t seed = 0;
+  int threads = 0;
+  bool parallel = true;
+  KvArithmeticOptions world;
+  std::filesystem::path cache;
+  std::vector<KvAgentSpec> agents;
+  std::vector<TeamSpec> teams;
+  bool pipeline = true;
+  std::string pipeline_first, pipeline_second;
+  int64_t eval_examples = 1000;
+  int64_t bootstrap_resamples = 1000;
+  std::map<std::string, std::string> routes;  // metric -> agent answering it inside every team
+  int64_t transcript_examples = 20;
+};
+
+Plan read_plan(const Config& config) {
+  const auto root = config.root();
+  Plan p;
+  root.get_choice("experiment", {"kv_arithmetic"});
+  p.seed = static_cast<uint64_t>(root.get_int("seed", 0, 0));
+  p.threads = static_cast<int>(root.get_int("threads", 0, 0, 1024));
+  p.parallel = root.get<bool>("parallel", true);
+  p.world = read_world(root.child_or_empty("world"), p.seed);
+  const auto cache = root.get<std::string>("cache_dir", std::string());
+  p.cache = cache.empty() ? default_agent_cache() : root.get_path("cache_dir", false);
+  const auto agents = root.child("agents");
+  for (const auto& name : agents.keys()) p.agents.push_back(read_kv_agent(agents.child(name), name, p.seed));
+  CHORUS_CHECK(!p.agents.empty(), "agents: expected at least one agent");
+  auto known = [&](const std::string& name, const std::string& where) {
+    for (const auto& a : p.agents) {
+      if (a.name == name) return;
+    }
+    std::string names;
+    for (const auto& a : p.agents) names += (names.empty() ? "" : ", ") + a.name;
+    throw Error(config.origin(where) + ": " + where + ": no agent called '" + name + "' (agents: " + names + ")");
+  };
+  const auto teams = root.child_or_empty("teams");
+  for (const auto& name : teams.keys()) {
+    p.teams.push_back(read_team(teams.child(name), name, p.seed));
+    known(p.teams.back().anchor, "teams." + name + ".anchor");
+    for (const auto& a : p.teams.back().augmenting) known(a, "teams." + name + ".augmenting");
+  }
+  const auto pipeline = root.child_or_empty("pipeline");
+  p.pipeline = pipeline.get<bool>("enabled", root.has("pipeline"));
+  if (p.pipeline) {
+    p.pipeline_first = pipeline.get<std::string>("first");
+    p.pipeline_second = pipeline.get<std::string>("second");
+    known(p.pipeline_first, "pipeline.first");
+    known(p.pipeline_second, "pipeline.second");
+  }
+  const auto evaluation = root.child_or_empty("evaluation");
+  p.eval_examples = evaluation.get_int("examples", 1000, 1);
+  p.bootstrap_resamples = evaluation.get_int("bootstrap_resamples", 1000, 10);
+  p.transcript_examples = evaluation.get_int("transcript_examples", 20, 0);
+  const auto routes = evaluation.child_or_empty("routes");
+  for (const auto& metric : routes.keys()) {
+    CHORUS_CHECK(metric == "kv_subs" || metric == "num_math" || metric == "kv_math_heldout" || metric == "kv_math_train",
+                 config.origin("evaluation.routes." + metric), ": evaluation.routes.", metric,
+                 ": unknown metric (expected kv_subs, num_math, kv_math_heldout or kv_math_train)");
+    p.routes[metric] = routes.get<std::string>(metric);
+    known(p.routes[metric], "evaluation.routes." + metric);
+  }
+  config.check_all_keys_used();
+  return p;
+}
+
+// Runs `jobs` one per thread, each thread with one intra-op thread (tiny models: two single-threaded
+// jobs beat one job with two threads), or one after the other with the caller's threads.
+void run_jobs(const std::vector<std::function<void()>>& jobs, bool parallel) {
+  if (!parallel || jobs.size() < 2) {
+    for (const auto& job : jobs) job();
+    return;
+  }
+  const int threads = at::get_num_threads();
+  std::vector<std::exception_ptr> errors(jobs.size());
+  std::vector<std::thread> workers;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    workers.emplace_back([&, i] {
+      try {
+        at::set_num_threads(1);
+        jobs[i]();
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  at::set_num_threads(threads);
+  for (auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+}
+
+// Outputs of a system on a set, in batches.
+template <class Answer>
+std::vector<std::string> answer_all(const std::vector<KvExample>& examples, Answer&& answer, size_t batch = 250) {
+  std::vector<std::string> out;
+  for (size_t start = 0; start < examples.size(); start += batch) {
+    const auto part = answer(inputs_of(examples, start, std::min(examples.size(), start + batch)));
+    out.insert(out.end(), part.begin(), part.end());
+  }
+  return out;
+}
+
+struct SystemResult {
+  std::string name;
+  std::string description;
+  std::map<std::string, std::vector<std::string>> outputs;  // metric -> outputs
+  std::map<std::string, std::string> answered_by;           // metric -> who produced the outputs
+};
+
+eval::SegmentStatistics correctness(const std::vector<std::string>& outputs, const std::vector<KvExample>& examples) {
+  eval::SegmentStatistics stats;
+  stats.width = 2;
+  for (size_t i = 0; i < outputs.size(); ++i) stats.append({outputs[i] == examples[i].target ? 1.0 : 0.0, 1.0});
+  return stats;
+}
+
+}  // namespace
+
+std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const ExperimentRun& run) {
+  namespace fs = std::filesystem;
+  const auto total_start = Clock::now();
+  const auto plan = read_plan(config);  // every config error surfaces here, before any work
+  // An experiment's run folder holds one trainer run per phase (pretrain/<agent>, teams/<team>),
+  // each resumed from its own latest checkpoint; the folder itself only has to hold a run.
+  if (run.mode == RunMode::resume) {
+    CHORUS_CHECK(fs::is_regular_file(config_path(run.folder)), "cannot resume: '", run.folder.string(),
+                 "' holds no run (no config.yaml); start it without --resume");
+  } else {
+    prepare_run_folder(run.folder, run.mode);
+  }
+  save_resolved_config(run.folder, config.to_yaml());
+  if (plan.threads > 0) at::set_num_threads(plan.threads);
+  auto say = [&](const std::string& line) {
+    if (!run.quiet) std::cerr << line << std::endl;
+  };
+  const bool resume = run.mode == RunMode::resume;
+  nlohmann::json phases = nlohmann::json::object();
+
+  // 1. The world and its agents (cached by fingerprint).
+  const KvArithmetic world(plan.world);
+  auto phase_start = Clock::now();
+  std::vector<PretrainResult> pretrained(plan.agents.size());
+  std::vector<std::function<void()>> jobs;
+  for (size_t i = 0; i < plan.agents.size(); ++i) {
+    jobs.push_back([&, i] {
+      const auto& spec = plan.agents[i];
+      auto spec_quiet = spec;
+      spec_quiet.trainer.show_progress = !run.quiet;
+      const auto folder = plan.cache / (spec.name + "-" + spec.fingerprint(plan.world));
+      pretrained[i] = pretrain_kv_agent(world, spec_quiet, folder, run.folder / "pretrain" / spec.name, resume);
+    });
+  }
+  say("pretraining " + std::to_string(plan.agents.size()) + " agents (cache: " + plan.cache.string() + ")");
+  run_jobs(jobs, plan.parallel);
+  for (size_t i = 0; i < plan.agents.size(); ++i) {
+    say("  agent " + plan.agents[i].name + ": " + (pretrained[i].cached ? "from the cache" : "trained") +
+        ", exact match on its task " + std::to_string(pretrained[i].exact_match) + "  (" + pretrained[i].folder.string() + ")");
+    phases["pretrain_" + plan.agents[i].name] = {{"seconds", pretrained[i].seconds}, {"cached", pretrained[i].cached}};
+  }
+  phases["pretrain"] = {{"seconds", since(phase_start)}};
+
+  std::map<std::string, collab::Agent> agents;
+  for (size_t i = 0; i < plan.agents.size(); ++i) {
+    agents.emplace(plan.agents[i].name,
+                   collab::load_agent(plan.agents[i].name, pretrained[i].folder, plan.agents[i].role));
+  }
+
+  // 2. Fusion heads over the frozen agents.
+  phase_start = Clock::now();
+  std::vector<std::unique_ptr<FusedTeam>> teams;
+  std::vector<std::unique_ptr<TeamTrainingProblem>> problems;
+  jobs.clear();
+  std::vector<double> team_seconds(plan.teams.size());
+  for (size_t i = 0; i < plan.teams.size(); ++i) {
+    teams.push_back(std::make_unique<FusedTeam>(plan.teams[i], agents));
+    problems.push_back(std::make_unique<TeamTrainingProblem>(*teams.back(), plan.teams[i], world, plan.seed));
+    jobs.push_back([&, i] {
+      const auto start = Clock::now();
+      const auto folder = run.folder / "teams" / plan.teams[i].name;
+      const bool team_resume = resume && fs::is_regular_file(latest_checkpoint_path(folder));
+      prepare_run_folder(folder, team_resume ? RunMode::resume : RunMode::overwrite);
+      auto options = plan.teams[i].trainer;
+      options.show_progress = !run.quiet;
+      train(*problems[i], options, folder, team_resume);
+      if (fs::is_regular_file(best_checkpoint_path(folder))) {
+        load_parameters(best_checkpoint_path(folder), problems[i]->parameters());
+      }
+      team_seconds[i] = since(start);
+    });
+  }
+  say("training " + std::to_string(plan.teams.size()) + " fusion heads over the frozen agents");
+  run_jobs(jobs, plan.parallel);
+  for (size_t i = 0; i < plan.teams.size(); ++i) {
+    phases["team_" + plan.teams[i].name] = {{"seconds", team_seconds[i]},
+                                            {"parameters", teams[i]->head()->parameter_count()}};
+  }
+  phases["teams"] = {{"seconds", since(phase_start)}};
+
+  // 3. Evaluation of every system on the same examples.
+  phase_start = Clock::now();
+  torch::NoGradGuard no_grad;
+  std::vector<EvalSet> sets = {
+      {"kv_subs", KvTask::kv_subs, kv_examples(world, KvTask::kv_subs, KvSampling{}, plan.eval_examples, plan.seed * 1000 + 1)},
+      {"num_math", KvTask::num_math, kv_examples(world, KvTask::num_math, KvSampling{}, plan.eval_examples, plan.seed * 1000 + 2)},
+      {"kv_math_heldout", KvTask::kv_math,
+       kv_examples(world, KvTask::kv_math, KvSampling{0.0, 0.0, KeySet::heldout}, plan.eval_examples, plan.seed * 1000 + 3)},
+      {"kv_math_train", KvTask::kv_math,
+       kv_examples(world, KvTask::kv_math, KvSampling{0.0, 0.0, KeySet::train}, plan.eval_examples, plan.seed * 1000 + 4)}};
+  model::GenerationOptions greedy;
+  greedy.max_new_tokens = 8;
+  std::vector<SystemResult> systems;
+  std::map<std::string, std::map<std::string, std::vector<std::string>>> agent_outputs;
+  for (const auto& spec : plan.agents) {
+    SystemResult r;
+    r.name = "agent-" + spec.name;
+    r.description = "agent '" + spec.name + "' alone" + (spec.role.empty() ? "" : " (" + spec.role + ")");
+    const auto& agent = agents.at(spec.name);
+    for (const auto& set : sets) {
+      r.outputs[set.metric] = answer_all(set.examples, [&](const auto& in) { return agent.generate_text(in, greedy); });
+      r.answered_by[set.metric] = spec.name;
+    }
+    agent_outputs[spec.name] = r.outputs;
+    systems.push_back(std::move(r));
+  }
+  auto apply_routes = [&](SystemResult& r) {
+    for (const auto& [metric, agent] : plan.routes) {
+      r.outputs[metric] = agent_outputs.at(agent).at(metric);
+      r.answered_by[metric] = agent;
+    }
+  };
+  for (size_t i = 0; i < plan.teams.size(); ++i) {
+    const auto& spec = plan.teams[i];
+    SystemResult r;
+    r.name = "team-" + spec.name;
+    std::string others;
+    for (const auto& a : spec.augmenting) others += (others.empty() ? "" : ", ") + a;
+    r.description = "anchor '" + spec.anchor + "' attending to " + others + " through a fusion head (values: " +
+                    collab::to_string(spec.fusion.value_source) + ")";
+    for (const auto& set : sets) {
+      r.outputs[set.metric] = answer_all(set.examples, [&](const auto& in) { return teams[i]->answer(in); });
+      r.answered_by[set.metric] = "fusion";
+    }
+    apply_routes(r);
+    systems.push_back(std::move(r));
+  }
+  if (plan.pipeline) {
+    SystemResult r;
+    r.name = "team-pipeline";
+    r.description = "text pipeline: '" + plan.pipeline_first + "' answers, its output is '" + plan.pipeline_second + "''s input";
+    const auto& first = agents.at(plan.pipeline_first);
+    const auto& second = agents.at(plan.pipeline_second);
+    for (const auto& set : sets) {
+      r.outputs[set.metric] = answer_all(set.examples, [&](const auto& in) {
+        return second.generate_text(first.generate_text(in, greedy), greedy);
+      });
+      r.answered_by[set.metric] = "pipeline";
+    }
+    apply_routes(r);
+    systems.push_back(std::move(r));
+  }
+  phases["evaluation"] = {{"seconds", since(phase_start)}};
+
+  // 4. The report: exact match with bootstrap intervals, paired tests against each agent alone.
+  const eval::ScoreFromTotals fraction = [](const std::vector<double>& t) { return t[1] > 0 ? t[0] / t[1] : 0.0; };
+  eval::BootstrapParams bootstrap;
+  bootstrap.resamples = static_cast<int>(plan.bootstrap_resamples);
+  bootstrap.seed = 12345 + plan.seed;
+  nlohmann::json report_systems = nlohmann::json::array();
+  std::ofstream transcripts;
+  nlohmann::json transcript_lines = nlohmann::json::array();
+  for (const auto& system : systems) {
+    nlohmann::json metrics = nlohmann::json::object();
+    for (const auto& set : sets) {
+      const auto stats = correctness(system.outputs.at(set.metric), set.examples);
+      const auto ci = eval::bootstrap_confidence_interval(stats, fraction, bootstrap);
+      metrics[set.metric] = {{"value", ci.score},
+                             {"ci95", {ci.low, ci.high}},
+                             {"ci_half_width", ci.half_width},
+                             {"n", set.examples.size()},
+                             {"answered_by", system.answered_by.at(set.metric)}};
+      for (int64_t i = 0; i < std::min<int64_t>(plan.transcript_examples, static_cast<int64_t>(set.examples.size())); ++i) {
+        const auto& ex = set.examples[static_cast<size_t>(i)];
+        transcript_lines.push_back({{"system", system.name},
+                                    {"set", set.metric},
+                                    {"input", ex.input},
+                                    {"target", ex.target},
+                                    {"output", system.outputs.at(set.metric)[static_cast<size_t>(i)]}});
+      }
+    }
+    report_systems.push_back({{"name", system.name}, {"description", system.description}, {"metrics", metrics}});
+  }
+  nlohmann::json comparisons = nlohmann::json::array();
+  for (const auto& system : systems) {
+    if (system.name.rfind("team-", 0) != 0) continue;
+    for (const auto& baseline : systems) {
+      if (baseline.name.rfind("agent-", 0) != 0) continue;
+      for (const auto& set : sets) {
+        if (system.answered_by.at(set.metric) == baseline.name.substr(6)) continue;  // same outputs
+        const auto test = eval::paired_bootstrap_test(correctness(baseline.outputs.at(set.metric), set.examples),
+                                                      correctness(system.outputs.at(set.metric), set.examples), fraction,
+                                                      bootstrap);
+        comparisons.push_back({{"system", system.name},
+                               {"baseline", baseline.name},
+                               {"metric", set.metric},
+                               {"difference", test.system_score - test.baseline_score},
+                               {"p_value", test.p_value},
+                               {"test", "paired bootstrap"}});
+      }
+    }
+  }
+  phases["total"] = {{"seconds", since(total_start)}};
+  nlohmann::json report = {
+      {"experiment", "kv_arithmetic"},
+      {"seed", plan.seed},
+      {"world", {{"keys", plan.world.keys}, {"max_value", plan.world.max_value}, {"train_keys", plan.world.train_keys}}},
+      {"metric_definitions",
+       {{"kv_subs", "exact match: replace each key of an expression over keys by its value"},
+        {"num_math", "exact match: evaluate an expression over integers"},
+        {"kv_math_heldout", "exact match: evaluate an expression over two keys never used in fusion training"},
+        {"kv_math_train", "exact match: evaluate an expression over two keys of the fusion training subset"}}},
+      {"routes", plan.routes},
+      {"systems", report_systems},
+      {"comparisons", comparisons},
+      {"phases", phases},
+      {"threads", at::get_num_threads()}};
+  std::string transcript_text;
+  for (const auto& line : transcript_lines) transcript_text += line.dump() + "\n";
+  write_file_atomically(run.folder / "transcripts.jsonl", transcript_text);
+  const auto report_path = run.folder / "report.json";
+  write_file_atomically(report_path, report.dump(2) + "\n");
+
+  // A short table on the terminal.
+  if (!run.quiet) {
+    std::cerr << "\n" << std::left;
+    char line[256];
+    std::snprintf(line, sizeof line, "%-16s %10s %10s %16s %14s\n", "system", "kv_subs", "num_math", "kv_math_heldout",
+                  "kv_math_train");
+    std::cerr << line;
+    for (const auto& s : report_systems) {
+      const auto& m = s["metrics"];
+      std::snprintf(line, sizeof line, "%-16s %10.3f %10.3f %16.3f %14.3f\n", s["name"].get<std::string>().c_str(),
+                    m["kv_subs"]["value"].get<double>(), m["num_math"]["value"].get<double>(),
+                    m["kv_math_heldout"]["value"].get<double>(), m["kv_math_train"]["value"].get<double>());
+      std::cerr << line;
+    }
+    std::snprintf(line, sizeof line, "total %.1f s\n", since(total_start));
+    std::cerr << line;
+  }
+  return report_path;
+}
+
+}  // namespace chorus::train

@@ -1,0 +1,177 @@
+// Fusion teams of the key-value world: the anchor's encoder with a fusion head reading other agents.
+#include "train/kv_team.h"
+
+#include <torch/torch.h>
+
+#include "common/error.h"
+#include "model/generation/generate.h"
+#include "train/kv_agents.h"
+#include "train/seq2seq_training.h"
+#include "train/trainer_config.h"
+
+namespace chorus::train {
+
+TeamSpec read_team(const ConfigView& v, const std::string& name, uint64_t seed) {
+  TeamSpec t;
+  t.name = name;
+  t.anchor = v.get<std::string>("anchor");
+  t.augmenting = v.get<std::vector<std::string>>("augmenting");
+  CHORUS_CHECK(!t.augmenting.empty(), v.path(), ".augmenting: expected at least one agent");
+  auto& f = t.fusion;
+  f.value_source = v.get_choice("value_source", {"bridge", "hidden"}, std::string("bridge")) == "bridge"
+                       ? collab::ValueSource::bridge
+                       : collab::ValueSource::hidden;
+  t.states = v.get_choice("augmenting_states", {"decoder", "encoder"}, std::string("decoder")) == "decoder"
+                 ? StatesSource::decoder
+                 : StatesSource::encoder;
+  CHORUS_CHECK(!(f.value_source == collab::ValueSource::bridge && t.states == StatesSource::encoder), v.path(),
+               ": value_source 'bridge' maps the other agent's output distribution, which only its decoder has; "
+               "use augmenting_states: decoder (or value_source: hidden)");
+  f.heads = v.get_int("heads", 1, 1);
+  f.head_dim = v.get_int("head_dim", 64, 1);
+  f.bridge_temperature = v.get_double("bridge_temperature", 1.0, 1e-6);
+  f.gate = v.get_choice("gate", {"per_position", "scalar"}, std::string("per_position")) == "scalar"
+               ? collab::GateKind::scalar
+               : collab::GateKind::per_position;
+  f.null_slot = v.get<bool>("null_slot", true);
+  f.position_bias = v.get_int("position_bias", 8, 0);
+  t.query_layer = v.get_int("query_layer", 0, 0);
+  t.inject_layer = v.get_int("inject_layer", 0, 0);
+  const auto train = v.child("train");
+  t.trainer = read_trainer_options(train, "team-" + name, seed);
+  t.batch_size = train.get_int("batch_size", 128, 1);
+  const auto data = v.child_or_empty("data");
+  t.kv_math_fraction = data.get_double("kv_math_fraction", 0.5, 0.0, 1.0);
+  t.mixed_fraction = data.get_double("mixed_fraction", 0.5, 0.0, 1.0);
+  t.eval_examples = v.get_int("eval_examples", 300, 1);
+  t.trainer.best_metric = "kv_math_train";
+  return t;
+}
+
+FusedTeam::FusedTeam(const TeamSpec& spec, const std::map<std::string, collab::Agent>& agents) : spec_(spec) {
+    anchor_ = &agents.at(spec.anchor);
+    auto options = spec.fusion;
+    options.anchor_width = anchor_->model->config().d_model;
+    for (const auto& name : spec.augmenting) {
+      others_.push_back(&agents.at(name));
+      options.augmenting_widths.push_back(others_.back()->model->config().d_model);
+    }
+    const auto layers = anchor_->model->config().encoder_layers;
+    CHORUS_CHECK(spec.query_layer <= layers && spec.inject_layer <= layers, "teams.", spec.name,
+                 ": query_layer ", spec.query_layer, " / inject_layer ", spec.inject_layer, " beyond the anchor's ",
+                 layers, " encoder layers");
+    head_ = collab::CrossAgentFusion(options);
+  }
+
+model::EncoderOutput FusedTeam::encode(const std::vector<std::string>& inputs, torch::Tensor* attention) {
+    const auto batch = anchor_->tokenize(inputs);
+    std::vector<collab::AugmentingStates> states;
+    {
+      torch::NoGradGuard no_grad;
+      for (const auto* other : others_) states.push_back(augmenting_states(*other, inputs));
+    }
+    torch::Tensor query_states;
+    if (spec_.query_layer != spec_.inject_layer) {
+      torch::NoGradGuard no_grad;
+      auto plain = anchor_->model->encode(batch.input_ids, batch.attention_mask, true);
+      query_states = plain.hidden_states.at(static_cast<size_t>(spec_.query_layer));
+    }
+    const auto embedding = anchor_->model->token_embedding();
+    model::StateHook hook = [&](int64_t layer, const torch::Tensor& x) -> torch::Tensor {
+      if (layer != spec_.inject_layer) return x;
+      return head_->forward(query_states.defined() ? query_states : x, x, states, embedding, {}, attention);
+    };
+    return anchor_->model->encode(batch.input_ids, batch.attention_mask, false, hook);
+  }
+
+torch::Tensor FusedTeam::loss(const std::vector<std::string>& inputs, const std::vector<std::string>& targets) {
+    const auto encoded = encode(inputs);
+    const auto labels = collab::tokenize_batch(*anchor_->tokenizer, inputs, targets).labels;
+    const auto& model = *anchor_->model;
+    auto cache = model.start_decoding(encoded);
+    const auto& c = model.config();
+    auto decoded = model.decode_step(shift_right(labels, c.decoder_start_token_id, c.pad_token_id), cache);
+    return token_cross_entropy(decoded.logits, labels);
+  }
+
+std::vector<std::string> FusedTeam::answer(const std::vector<std::string>& inputs) {
+    torch::NoGradGuard no_grad;
+    model::GenerationOptions options;
+    options.max_new_tokens = 8;
+    const auto result = model::generate_from_encoder(*anchor_->model, encode(inputs), options);
+    std::vector<std::string> out;
+    for (int64_t i = 0; i < result.sequences.size(0); ++i) {
+      auto row = result.sequences[i].contiguous();
+      out.push_back(anchor_->tokenizer->decode(std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel())));
+    }
+    return out;
+  }
+
+// The other agent reads the same task input and contributes its states (and, for the bridge, its
+  // output distribution at each of its own decoding steps: it decodes its own output greedily).
+collab::AugmentingStates FusedTeam::augmenting_states(const collab::Agent& other,
+                                                     const std::vector<std::string>& inputs) const {
+    const auto batch = other.tokenize(inputs);
+    const auto& model = *other.model;
+    collab::AugmentingStates s;
+    auto encoded = model.encode(batch.input_ids, batch.attention_mask);
+    if (spec_.states == StatesSource::encoder) {
+      s.key_states = encoded.last_hidden_state;
+      s.mask = batch.attention_mask;
+      return s;
+    }
+    model::GenerationOptions options;
+    options.max_new_tokens = batch.input_ids.size(1) + 1;
+    const auto generated = model::generate_from_encoder(model, encoded, options);
+    const auto sequences = generated.sequences;  // [B, 1 + T], starting with the start token
+    const int64_t steps = sequences.size(1) - 1;
+    auto cache = model.start_decoding(encoded);
+    auto decoded = model.decode_step(sequences.narrow(1, 0, steps), cache, /*output_hidden_states=*/true);
+    s.key_states = decoded.hidden_states.back();
+    s.logits = decoded.logits;
+    // Positions up to and including the first end-of-sequence token are real.
+    const auto produced = sequences.narrow(1, 1, steps);
+    const auto eos = (produced == model.config().eos_token_id).to(torch::kInt64);
+    s.mask = ((eos.cumsum(1) - eos) == 0).to(torch::kInt64);
+    return s;
+  }
+
+std::vector<std::string> inputs_of(const std::vector<KvExample>& examples, size_t start, size_t end) {
+  std::vector<std::string> out;
+  for (size_t i = start; i < end; ++i) out.push_back(examples[i].input);
+  return out;
+}
+
+double exact_match(const std::vector<std::string>& outputs, const std::vector<KvExample>& examples) {
+  int64_t correct = 0;
+  for (size_t i = 0; i < outputs.size(); ++i) correct += outputs[i] == examples[i].target ? 1 : 0;
+  return outputs.empty() ? 0.0 : static_cast<double>(correct) / static_cast<double>(outputs.size());
+}
+
+TeamTrainingProblem::TeamTrainingProblem(FusedTeam& team, const TeamSpec& spec, const KvArithmetic& world, uint64_t seed)
+      : team_(team), spec_(spec), world_(world), seed_(seed) {
+    eval_ = kv_examples(world, KvTask::kv_math, KvSampling{0.0, 0.0, KeySet::train}, spec.eval_examples, seed * 131 + 5);
+  }
+std::vector<std::pair<std::string, torch::Tensor>> TeamTrainingProblem::parameters() {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& item : team_.head()->named_parameters()) out.emplace_back(item.key(), item.value());
+    return out;
+  }
+MicroBatchLoss TeamTrainingProblem::loss(int64_t step, int64_t micro) {
+    std::mt19937_64 rng(stream_seed(seed_ ^ 0x5EEDULL, step, micro));
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    std::vector<std::string> inputs, targets;
+    for (int64_t i = 0; i < spec_.batch_size; ++i) {
+      const bool kv = unit(rng) < spec_.kv_math_fraction;
+      const auto ex = kv ? world_.sample(KvTask::kv_math, KvSampling{0.0, spec_.mixed_fraction, KeySet::train}, rng)
+                         : world_.sample(KvTask::num_math, KvSampling{}, rng);
+      inputs.push_back(ex.input);
+      targets.push_back(ex.target);
+    }
+    return {team_.loss(inputs, targets), spec_.batch_size};
+  }
+std::map<std::string, double> TeamTrainingProblem::evaluate(int64_t) {
+    return {{"kv_math_train", exact_match(team_.answer(inputs_of(eval_, 0, eval_.size())), eval_)}};
+  }
+
+}  // namespace chorus::train

@@ -1,0 +1,87 @@
+// Fusion teams of the key-value world: an anchor agent whose encoder attends, through a
+// cross-agent fusion head, to what other (frozen) agents make of the same input.
+#pragma once
+
+#include <torch/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "collab/agent.h"
+#include "collab/cross_agent_fusion.h"
+#include "model/seq2seq_model.h"
+#include "train/config.h"
+#include "train/tasks/kv_arithmetic.h"
+#include "train/trainer.h"
+
+namespace chorus::train {
+
+// Which states of an augmenting agent the head reads: its encoder's output, or its decoder's final
+// states while it decodes its own answer greedily (needed for bridge values).
+enum class StatesSource { encoder, decoder };
+
+struct TeamSpec {
+  std::string name;  // the system is "team-<name>"
+  std::string anchor;
+  std::vector<std::string> augmenting;
+  collab::FusionOptions fusion;  // widths filled once the agents are known
+  StatesSource states = StatesSource::decoder;
+  int64_t query_layer = 0;   // anchor encoder layer the queries come from (0 = embeddings)
+  int64_t inject_layer = 0;  // anchor encoder layer the message is added after (0 = embeddings)
+  TrainerOptions trainer;
+  int64_t batch_size = 128;
+  double kv_math_fraction = 0.5;  // of training rows; the rest are NUM-MATH (keeps the anchor's skill)
+  double mixed_fraction = 0.5;    // of KV-MATH rows: one key and one number
+  int64_t eval_examples = 300;    // KV-MATH over training keys, for the best checkpoint
+};
+
+// Reads teams.<name>: anchor, augmenting, value_source, augmenting_states, heads, head_dim,
+// bridge_temperature, gate, null_slot, position_bias, query_layer, inject_layer, train{...},
+// data{kv_math_fraction, mixed_fraction}, eval_examples.
+TeamSpec read_team(const ConfigView& view, const std::string& name, uint64_t seed);
+
+class FusedTeam {
+ public:
+  FusedTeam(const TeamSpec& spec, const std::map<std::string, collab::Agent>& agents);
+
+  collab::CrossAgentFusion& head() { return head_; }
+  const collab::Agent& anchor() const { return *anchor_; }
+
+  // The anchor's encoder output for `inputs` with the fusion applied; `attention` (optional)
+  // receives the head's attention probabilities.
+  model::EncoderOutput encode(const std::vector<std::string>& inputs, torch::Tensor* attention = nullptr);
+  // Teacher-forced mean token cross-entropy of the anchor's decoder on `targets`.
+  torch::Tensor loss(const std::vector<std::string>& inputs, const std::vector<std::string>& targets);
+  // Greedy answers.
+  std::vector<std::string> answer(const std::vector<std::string>& inputs);
+
+ private:
+  collab::AugmentingStates augmenting_states(const collab::Agent& other, const std::vector<std::string>& inputs) const;
+
+  TeamSpec spec_;
+  const collab::Agent* anchor_ = nullptr;
+  std::vector<const collab::Agent*> others_;
+  collab::CrossAgentFusion head_{nullptr};
+};
+
+std::vector<std::string> inputs_of(const std::vector<KvExample>& examples, size_t start, size_t end);
+double exact_match(const std::vector<std::string>& outputs, const std::vector<KvExample>& examples);
+
+// Trains a team's head: rows of KV-MATH over the training keys and NUM-MATH, per TeamSpec.
+class TeamTrainingProblem final : public TrainingProblem {
+ public:
+  TeamTrainingProblem(FusedTeam& team, const TeamSpec& spec, const KvArithmetic& world, uint64_t seed);
+  std::vector<std::pair<std::string, torch::Tensor>> parameters() override;
+  MicroBatchLoss loss(int64_t step, int64_t micro) override;
+  std::map<std::string, double> evaluate(int64_t step) override;
+
+ private:
+  FusedTeam& team_;
+  const TeamSpec& spec_;
+  const KvArithmetic& world_;
+  uint64_t seed_;
+  std::vector<KvExample> eval_;
+};
+
+}  // namespace chorus::train

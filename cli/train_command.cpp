@@ -11,6 +11,7 @@
 #include "train/kv_agents.h"
 #include "train/kv_experiment.h"
 #include "train/run_folder.h"
+#include "train/text_agents.h"
 
 namespace chorus::cli {
 namespace {
@@ -68,14 +69,28 @@ void add_train_command(CLI::App& app) {
 void add_pretrain_command(CLI::App& app) {
   auto args = std::make_shared<TrainArguments>();
   auto* command = app.add_subcommand(
-      "pretrain", "Train a small T5-style agent from scratch on a generated task; writes an agent folder "
-                  "(model.h5, word_vocab.txt, pretrain.json) that experiments load and freeze");
+      "pretrain", "Train a small T5-style agent from scratch on a generated task, or on text pairs when the "
+                  "config has a data block; writes an agent folder (model.h5, word_vocab.txt or spiece.model, "
+                  "pretrain.json) that experiments load and freeze");
   add_common_options(command, *args);
   command->add_option("--out", args->out, "Agent folder to create (its training run goes to <out>.run)")->required();
   command->add_flag("--resume", args->resume, "Continue an interrupted training run in <out>.run");
   command->callback([args] {
     const auto config = train::Config::load(args->config, args->overrides);
     const auto root = config.root();
+    if (root.has("data")) {  // an agent trained on text pairs (docs/DATA.md)
+      auto spec = train::read_text_agent(root);
+      config.check_all_keys_used();
+      spec.trainer.show_progress = !args->quiet;
+      const std::filesystem::path out(args->out);
+      CHORUS_CHECK(!std::filesystem::exists(out), "agent folder '", out.string(),
+                   "' already exists; choose another --out or remove it");
+      const auto result =
+          train::pretrain_text_agent(spec, out, std::filesystem::path(out.string() + ".run"), args->resume);
+      std::cout << "agent: " << result.folder.string() << "  BLEU " << result.bleu << "  (" << result.steps
+                << " steps, " << result.seconds << " s)\n";
+      return;
+    }
     root.get_choice("experiment", {"kv_arithmetic"}, std::string("kv_arithmetic"));
     const auto seed = static_cast<uint64_t>(root.get_int("seed", 0, 0));
     const auto world_options = train::read_world(root.child_or_empty("world"), seed);

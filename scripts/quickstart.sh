@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Sets everything up (scripts/setup.sh), then runs Chorus's main job on its embedded default.
-# The key-value arithmetic experiment (experiments/quickstart.yaml) is not built yet;
-# until it is, the main job is `chorus info`.
+# Sets everything up (scripts/setup.sh), then runs Chorus's main job on its embedded default:
+# `chorus train experiments/quickstart.yaml` (key-value arithmetic composed from two agents that
+# Chorus trains from scratch; about 10-15 minutes on two cores, agents cached for later runs).
+# Extra arguments go to `chorus train` (e.g. `seed=1`, `--out runs/mine`).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$ROOT/scripts/setup.sh"
-exec "${CHORUS_BUILD_DIR:-$ROOT/build}/chorus" info
+cd "$ROOT"
+exec "${CHORUS_BUILD_DIR:-$ROOT/build}/chorus" train experiments/quickstart.yaml "$@"

@@ -46,6 +46,7 @@ KvAgentSpec read_kv_agent(const ConfigView& v, const std::string& name, uint64_t
   s.shape.d_kv = m.get_int("d_kv", s.shape.d_model / s.shape.num_heads, 1);
   s.shape.d_ff = m.get_int("d_ff", 4 * s.shape.d_model, 1);
   s.shape.feed_forward_proj = m.get_choice("feed_forward_proj", {"relu", "gated-gelu", "gated-silu"}, std::string("relu"));
+  s.shape.tie_word_embeddings = m.get<bool>("tie_word_embeddings", true);
   const auto t = v.child("train");
   s.trainer = read_trainer_options(t, "pretrain " + name, seed);
   s.batch_size = t.get_int("batch_size", 128, 1);
@@ -66,7 +67,7 @@ std::string KvAgentSpec::fingerprint(const KvArithmeticOptions& world) const {
       {"task", to_string(task)},
       {"sampling", {sampling.single_fraction, sampling.mixed_fraction}},
       {"shape", {shape.d_model, shape.num_layers, shape.num_decoder_layers, shape.num_heads, shape.d_kv, shape.d_ff,
-                 shape.feed_forward_proj}},
+                 shape.feed_forward_proj, shape.tie_word_embeddings}},
       {"train", {trainer.steps, batch_size, trainer.optimizer.learning_rate, trainer.optimizer.weight_decay,
                  trainer.schedule.warmup_steps, static_cast<int>(trainer.schedule.kind), trainer.schedule.min_lr_ratio,
                  trainer.clip_norm, trainer.accumulation, trainer.eval_every, trainer.early_stopping_patience}},

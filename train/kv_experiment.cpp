@@ -213,6 +213,9 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
   jobs.clear();
   std::vector<double> team_seconds(plan.teams.size());
   for (size_t i = 0; i < plan.teams.size(); ++i) {
+    // Each head's initial weights depend only on the seed and its place in the config (not on
+    // whatever drew from the global generator before, e.g. agents trained now or found cached).
+    torch::manual_seed(stream_seed(plan.seed, static_cast<int64_t>(i), 0x7EA));
     teams.push_back(std::make_unique<FusedTeam>(plan.teams[i], agents));
     problems.push_back(std::make_unique<TeamTrainingProblem>(*teams.back(), plan.teams[i], world, plan.seed));
     jobs.push_back([&, i] {

@@ -202,10 +202,12 @@ Setup& setup() {
         out.agents.emplace(name, std::move(agent));
       }
       const auto teams = root.child("teams");
+      int64_t index = 0;
       for (const auto& name : teams.keys()) {
         Team& t = out.teams[name];
         t.spec = train::read_team(teams.child(name), name, out.seed);
-        torch::manual_seed(t.spec.trainer.seed);  // the head's initial parameters
+        // The head's initial parameters, seeded as the experiment seeds them (train/kv_experiment.cpp).
+        torch::manual_seed(train::stream_seed(out.seed, index++, 0x7EA));
         t.team = std::make_unique<train::FusedTeam>(t.spec, out.agents);
         t.problem = std::make_unique<train::TeamTrainingProblem>(*t.team, t.spec, *out.world, out.seed);
         model::WeightMap tensors;

@@ -102,8 +102,8 @@ void train_sentencepiece(const std::vector<std::string>& sentences, const Senten
                "': expected unigram or bpe");
   CHORUS_CHECK(options.vocab_size >= 8, "tokenizer vocab_size ", options.vocab_size, ": expected at least 8");
   sentencepiece::SetRandomGeneratorSeed(static_cast<unsigned int>(options.seed & 0xFFFFFFFFu));
+  // No model_prefix: the trainer returns the model as a serialized proto, written atomically below.
   const std::unordered_map<std::string, std::string> args = {
-      {"model_prefix", (model_file.parent_path() / "spiece").string()},
       {"model_type", options.model_type},
       {"vocab_size", std::to_string(options.vocab_size)},
       {"hard_vocab_limit", "false"},

@@ -139,7 +139,9 @@ TEST_F(TextAgentTest, ConfigMistakesAreNamed) {
   EXPECT_THAT(error_of({"agent.train.max_tokens=8"}), HasSubstr("below data.max_length = 16"));
   EXPECT_THAT(error_of({"tokenizer.typ=bpe"}), HasSubstr("did you mean 'tokenizer.type'"));
   EXPECT_THAT(error_of({"tokenizer.type=wordpiece"}), HasSubstr("tokenizer.type"));
-  EXPECT_EQ(error_of({"data.format=tsv", "data.train={file: train.jsonl}", "data.valid={file: valid.jsonl}"}),
+  // Override paths resolve against the current folder, so these are absolute.
+  EXPECT_EQ(error_of({"data.format=tsv", "data.train={file: '" + (dir_ / "train.jsonl").string() + "'}",
+                      "data.valid={file: '" + (dir_ / "valid.jsonl").string() + "'}"}),
             "no error");
 }
 

@@ -121,24 +121,6 @@ struct Setup {
   std::map<std::string, Team> teams;
 };
 
-// The batch of step `step` exactly as TeamTrainingProblem::loss(step, 0) draws it (mirrored from
-// train/kv_team.cpp; the loss comparison with the reference fails if the two ever part).
-collab::TokenBatch draw_batch(const train::KvArithmetic& world, const collab::Agent& anchor,
-                              const train::TeamSpec& spec, uint64_t seed, int64_t step) {
-  std::mt19937_64 rng(train::stream_seed(seed ^ 0x5EEDULL, step, 0));
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
-  std::vector<std::string> inputs, targets;
-  for (int64_t i = 0; i < spec.batch_size; ++i) {
-    const bool kv = unit(rng) < spec.kv_math_fraction;
-    const auto ex =
-        kv ? world.sample(train::KvTask::kv_math, train::KvSampling{0.0, spec.mixed_fraction, train::KeySet::train}, rng)
-           : world.sample(train::KvTask::num_math, train::KvSampling{}, rng);
-    inputs.push_back(ex.input);
-    targets.push_back(ex.target);
-  }
-  return anchor.tokenize(inputs, targets);
-}
-
 void save_agent(const model::Seq2SeqModel& model, const nlohmann::json& config, const fs::path& folder) {
   fs::create_directories(folder);
   std::ofstream(folder / "config.json") << config.dump(2) << "\n";
@@ -206,6 +188,13 @@ Setup& setup() {
       for (const auto& name : teams.keys()) {
         Team& t = out.teams[name];
         t.spec = train::read_team(teams.child(name), name, out.seed);
+        // The reference averages the loss over rows: that is fixed weighting with equal task weights.
+        bool plain_mean = t.spec.loss_weighting == train::LossWeighting::fixed;
+        for (const auto& task : t.spec.tasks) plain_mean = plain_mean && task.weight == t.spec.tasks.front().weight;
+        if (!plain_mean) {
+          out.error = "team '" + name + "': the PyTorch reference implements fixed, equal task loss weights only";
+          return out;
+        }
         // The head's initial parameters, seeded as the experiment seeds them (train/kv_experiment.cpp).
         torch::manual_seed(train::stream_seed(out.seed, index++, 0x7EA));
         t.team = std::make_unique<train::FusedTeam>(t.spec, out.agents);
@@ -214,7 +203,9 @@ Setup& setup() {
         for (const auto& [pname, p] : t.problem->parameters()) tensors.insert("head." + pname, p.detach().clone());
         const auto& anchor = out.agents.at(t.spec.anchor);
         for (int64_t step = 0; step < g.warmup + g.reps; ++step) {
-          const auto batch = draw_batch(*out.world, anchor, t.spec, out.seed, step);
+          // The rows TeamTrainingProblem::loss(step, 0) trains on.
+          const auto rows = t.problem->batch(step, 0);
+          const auto batch = anchor.tokenize(rows.inputs, rows.targets);
           const auto prefix = "step." + std::to_string(step) + ".";
           tensors.insert(prefix + "input_ids", batch.input_ids);
           tensors.insert(prefix + "attention_mask", batch.attention_mask);

@@ -187,6 +187,7 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
       const auto& spec = plan.agents[i];
       auto spec_quiet = spec;
       spec_quiet.trainer.show_progress = !run.quiet;
+      spec_quiet.trainer.plain_progress = plan.parallel;
       const auto folder = plan.cache / (spec.name + "-" + spec.fingerprint(plan.world));
       pretrained[i] = pretrain_kv_agent(world, spec_quiet, folder, run.folder / "pretrain" / spec.name, resume);
     });
@@ -225,6 +226,7 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
       prepare_run_folder(folder, team_resume ? RunMode::resume : RunMode::overwrite);
       auto options = plan.teams[i].trainer;
       options.show_progress = !run.quiet;
+      options.plain_progress = plan.parallel;
       train(*problems[i], options, folder, team_resume);
       if (fs::is_regular_file(best_checkpoint_path(folder))) {
         load_parameters(best_checkpoint_path(folder), problems[i]->parameters());

@@ -40,9 +40,26 @@ TeamSpec read_team(const ConfigView& v, const std::string& name, uint64_t seed) 
   const auto train = v.child("train");
   t.trainer = read_trainer_options(train, "team-" + name, seed);
   t.batch_size = train.get_int("batch_size", 128, 1);
-  const auto data = v.child_or_empty("data");
-  t.kv_math_fraction = data.get_double("kv_math_fraction", 0.5, 0.0, 1.0);
-  t.mixed_fraction = data.get_double("mixed_fraction", 0.5, 0.0, 1.0);
+  for (const auto& task : v.list("tasks")) {
+    TeamTask tt;
+    tt.task = parse_kv_task(task.get_choice("task", {"kv_math", "num_math", "kv_subs"}), task.path());
+    const auto keys = task.get_choice("keys", {"train", "all", "heldout"}, std::string("train"));
+    tt.sampling.keys = keys == "train" ? KeySet::train : keys == "all" ? KeySet::all : KeySet::heldout;
+    CHORUS_CHECK(tt.task == KvTask::num_math || tt.sampling.keys != KeySet::heldout, task.path(),
+                 ".keys: held-out keys are for evaluation only; train on 'train' keys");
+    tt.sampling.mixed_fraction = task.get_double("mixed_fraction", 0.0, 0.0, 1.0);
+    tt.sampling.single_fraction = task.get_double("single_fraction", 0.0, 0.0, 1.0);
+    tt.weight = task.get_double("weight", 1.0, 1e-9);
+    t.tasks.push_back(tt);
+  }
+  CHORUS_CHECK(!t.tasks.empty(), v.path(), ".tasks: expected at least one task");
+  const auto sampling = v.child_or_empty("task_sampling");
+  t.task_sampling = parse_task_sampling(
+      sampling.get_choice("strategy", {"proportional", "temperature", "round_robin"}, std::string("proportional")),
+      sampling.path());
+  t.sampling_temperature = sampling.get_double("temperature", 1.0, 1e-6);
+  t.loss_weighting = parse_loss_weighting(v.get_choice("loss_weighting", {"fixed", "uncertainty"}, std::string("fixed")),
+                                          v.path());
   t.eval_examples = v.get_int("eval_examples", 300, 1);
   t.trainer.best_metric = "kv_math_train";
   return t;
@@ -84,14 +101,15 @@ model::EncoderOutput FusedTeam::encode(const std::vector<std::string>& inputs, t
     return anchor_->model->encode(batch.input_ids, batch.attention_mask, false, hook);
   }
 
-torch::Tensor FusedTeam::loss(const std::vector<std::string>& inputs, const std::vector<std::string>& targets) {
+torch::Tensor FusedTeam::loss(const std::vector<std::string>& inputs, const std::vector<std::string>& targets,
+                              bool per_row) {
     const auto encoded = encode(inputs);
     const auto labels = collab::tokenize_batch(*anchor_->tokenizer, inputs, targets).labels;
     const auto& model = *anchor_->model;
     auto cache = model.start_decoding(encoded);
     const auto& c = model.config();
     auto decoded = model.decode_step(shift_right(labels, c.decoder_start_token_id, c.pad_token_id), cache);
-    return token_cross_entropy(decoded.logits, labels);
+    return token_cross_entropy(decoded.logits, labels, per_row);
   }
 
 std::vector<std::string> FusedTeam::answer(const std::vector<std::string>& inputs) {
@@ -149,29 +167,54 @@ double exact_match(const std::vector<std::string>& outputs, const std::vector<Kv
 }
 
 TeamTrainingProblem::TeamTrainingProblem(FusedTeam& team, const TeamSpec& spec, const KvArithmetic& world, uint64_t seed)
-      : team_(team), spec_(spec), world_(world), seed_(seed) {
-    eval_ = kv_examples(world, KvTask::kv_math, KvSampling{0.0, 0.0, KeySet::train}, spec.eval_examples, seed * 131 + 5);
-  }
+    : team_(team), spec_(spec), world_(world), seed_(seed), sampler_([&] {
+        std::vector<double> sizes;
+        for (const auto& t : spec.tasks) sizes.push_back(t.weight);
+        return TaskSampler(sizes, spec.task_sampling, spec.sampling_temperature);
+      }()) {
+  std::vector<double> weights;
+  for (const auto& t : spec.tasks) weights.push_back(t.weight);
+  weights_ = TaskLossWeights(spec.loss_weighting, weights);
+  eval_ = kv_examples(world, KvTask::kv_math, KvSampling{0.0, 0.0, KeySet::train}, spec.eval_examples, seed * 131 + 5);
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> TeamTrainingProblem::parameters() {
-    std::vector<std::pair<std::string, torch::Tensor>> out;
-    for (const auto& item : team_.head()->named_parameters()) out.emplace_back(item.key(), item.value());
-    return out;
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : team_.head()->named_parameters()) out.emplace_back(item.key(), item.value());
+  for (const auto& item : weights_->named_parameters()) out.emplace_back("loss_weights." + item.key(), item.value());
+  return out;
+}
+
+TeamTrainingProblem::Batch TeamTrainingProblem::batch(int64_t step, int64_t micro) const {
+  std::mt19937_64 rng(stream_seed(seed_ ^ 0x5EEDULL, step, micro));
+  Batch b;
+  b.tasks = sampler_.draw(step, micro, spec_.trainer.accumulation, spec_.batch_size, rng);
+  for (const auto t : b.tasks) {
+    const auto& task = spec_.tasks[static_cast<size_t>(t)];
+    const auto ex = world_.sample(task.task, task.sampling, rng);
+    b.inputs.push_back(ex.input);
+    b.targets.push_back(ex.target);
   }
+  return b;
+}
+
 MicroBatchLoss TeamTrainingProblem::loss(int64_t step, int64_t micro) {
-    std::mt19937_64 rng(stream_seed(seed_ ^ 0x5EEDULL, step, micro));
-    std::uniform_real_distribution<double> unit(0.0, 1.0);
-    std::vector<std::string> inputs, targets;
-    for (int64_t i = 0; i < spec_.batch_size; ++i) {
-      const bool kv = unit(rng) < spec_.kv_math_fraction;
-      const auto ex = kv ? world_.sample(KvTask::kv_math, KvSampling{0.0, spec_.mixed_fraction, KeySet::train}, rng)
-                         : world_.sample(KvTask::num_math, KvSampling{}, rng);
-      inputs.push_back(ex.input);
-      targets.push_back(ex.target);
+  const auto b = batch(step, micro);
+  const auto rows = team_.loss(b.inputs, b.targets, /*per_row=*/true);
+  std::vector<torch::Tensor> per_task(spec_.tasks.size());
+  std::vector<int64_t> counts(spec_.tasks.size(), 0);
+  for (const auto t : b.tasks) ++counts[static_cast<size_t>(t)];
+  const auto task_of_row = torch::tensor(b.tasks, torch::kInt64);
+  for (size_t t = 0; t < spec_.tasks.size(); ++t) {
+    if (counts[t] > 0) {
+      per_task[t] = (rows * (task_of_row == static_cast<int64_t>(t))).sum() / static_cast<double>(counts[t]);
     }
-    return {team_.loss(inputs, targets), spec_.batch_size};
   }
+  return {weights_->combine(per_task, counts), spec_.batch_size};
+}
+
 std::map<std::string, double> TeamTrainingProblem::evaluate(int64_t) {
-    return {{"kv_math_train", exact_match(team_.answer(inputs_of(eval_, 0, eval_.size())), eval_)}};
-  }
+  return {{"kv_math_train", exact_match(team_.answer(inputs_of(eval_, 0, eval_.size())), eval_)}};
+}
 
 }  // namespace chorus::train

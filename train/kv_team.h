@@ -12,6 +12,7 @@
 #include "collab/cross_agent_fusion.h"
 #include "model/seq2seq_model.h"
 #include "train/config.h"
+#include "train/multitask.h"
 #include "train/tasks/kv_arithmetic.h"
 #include "train/trainer.h"
 
@@ -20,6 +21,13 @@ namespace chorus::train {
 // Which states of an augmenting agent the head reads: its encoder's output, or its decoder's final
 // states while it decodes its own answer greedily (needed for bridge values).
 enum class StatesSource { encoder, decoder };
+
+// One task of a team's training mix.
+struct TeamTask {
+  KvTask task = KvTask::kv_math;
+  KvSampling sampling;  // keys (train/all/heldout), single and mixed fractions
+  double weight = 1.0;  // relative size for sampling, and the loss weight under fixed weighting
+};
 
 struct TeamSpec {
   std::string name;  // the system is "team-<name>"
@@ -31,14 +39,20 @@ struct TeamSpec {
   int64_t inject_layer = 0;  // anchor encoder layer the message is added after (0 = embeddings)
   TrainerOptions trainer;
   int64_t batch_size = 128;
-  double kv_math_fraction = 0.5;  // of training rows; the rest are NUM-MATH (keeps the anchor's skill)
-  double mixed_fraction = 0.5;    // of KV-MATH rows: one key and one number
+  // The training mix: KV-MATH over the training keys teaches the composition, NUM-MATH keeps the
+  // anchor's own skill. Rows are drawn per task_sampling; per-task mean losses are combined per
+  // loss_weighting.
+  std::vector<TeamTask> tasks;
+  TaskSampling task_sampling = TaskSampling::proportional;
+  double sampling_temperature = 1.0;
+  LossWeighting loss_weighting = LossWeighting::fixed;
   int64_t eval_examples = 300;    // KV-MATH over training keys, for the best checkpoint
 };
 
 // Reads teams.<name>: anchor, augmenting, value_source, augmenting_states, heads, head_dim,
 // bridge_temperature, gate, null_slot, position_bias, query_layer, inject_layer, train{...},
-// data{kv_math_fraction, mixed_fraction}, eval_examples.
+// tasks[{task, keys, mixed_fraction, single_fraction, weight}], task_sampling{strategy, temperature},
+// loss_weighting, eval_examples.
 TeamSpec read_team(const ConfigView& view, const std::string& name, uint64_t seed);
 
 class FusedTeam {
@@ -51,8 +65,10 @@ class FusedTeam {
   // The anchor's encoder output for `inputs` with the fusion applied; `attention` (optional)
   // receives the head's attention probabilities.
   model::EncoderOutput encode(const std::vector<std::string>& inputs, torch::Tensor* attention = nullptr);
-  // Teacher-forced mean token cross-entropy of the anchor's decoder on `targets`.
-  torch::Tensor loss(const std::vector<std::string>& inputs, const std::vector<std::string>& targets);
+  // Teacher-forced mean token cross-entropy of the anchor's decoder on `targets` (per row [B] when
+  // `per_row`).
+  torch::Tensor loss(const std::vector<std::string>& inputs, const std::vector<std::string>& targets,
+                     bool per_row = false);
   // Greedy answers.
   std::vector<std::string> answer(const std::vector<std::string>& inputs);
 
@@ -76,11 +92,20 @@ class TeamTrainingProblem final : public TrainingProblem {
   MicroBatchLoss loss(int64_t step, int64_t micro) override;
   std::map<std::string, double> evaluate(int64_t step) override;
 
+  // The rows of micro-batch `micro` of step `step`: a pure function of (seed, step, micro).
+  struct Batch {
+    std::vector<std::string> inputs, targets;
+    std::vector<int64_t> tasks;  // index into TeamSpec::tasks per row
+  };
+  Batch batch(int64_t step, int64_t micro) const;
+
  private:
   FusedTeam& team_;
   const TeamSpec& spec_;
   const KvArithmetic& world_;
   uint64_t seed_;
+  TaskSampler sampler_;
+  TaskLossWeights weights_{nullptr};
   std::vector<KvExample> eval_;
 };
 

@@ -235,7 +235,7 @@ TrainResult train(TrainingProblem& problem, const TrainerOptions& options, const
 
   MetricsLog metrics(folder, resume ? state.step : 0);
   Progress progress(options.name, options.steps, state.step, options.log_every, options.show_progress,
-                    Progress::is_terminal(stderr));
+                    !options.plain_progress && Progress::is_terminal(stderr));
 
   const auto save = [&](bool also_best) {
     if (also_best) save_checkpoint(best, parameters, &optimizer, state);

@@ -49,6 +49,7 @@ struct TrainerOptions {
   int64_t early_stopping_patience = 0;  // evals without improvement before stopping; 0: off
   uint64_t seed = 0;
   bool show_progress = true;
+  bool plain_progress = false;          // periodic lines even on a terminal (several runs side by side)
   std::string checkpoint_extra = "{}";  // JSON stored verbatim in every checkpoint ("extra")
 };
 

@@ -57,6 +57,7 @@ teams:
     query_layer: 1
     inject_layer: 0
     head_dim: 16
+    tasks: [{task: kv_math, mixed_fraction: 0.5}, {task: num_math}]
     train: {steps: 30, batch_size: 32, learning_rate: 3.0e-3, eval_every: 15, checkpoint_every: 5, log_every: 1}
     eval_examples: 40
   calm:
@@ -68,6 +69,9 @@ teams:
     inject_layer: 1
     heads: 2
     head_dim: 16
+    tasks: [{task: kv_math, mixed_fraction: 0.5, weight: 2}, {task: num_math}]
+    task_sampling: {strategy: round_robin}
+    loss_weighting: uncertainty
     train: {steps: 30, batch_size: 32, learning_rate: 3.0e-3, eval_every: 15, checkpoint_every: 5, log_every: 1}
     eval_examples: 40
 pipeline: {first: kv, second: math}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh), then runs Chorus's main job on its embedded default:
 # `chorus train experiments/quickstart.yaml` (key-value arithmetic composed from two agents that
-# Chorus trains from scratch; about 10-15 minutes on two cores, agents cached for later runs).
+# Chorus trains from scratch; about 12 minutes on two idle cores, agents cached for later runs).
 # Extra arguments go to `chorus train` (e.g. `seed=1`, `--out runs/mine`).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

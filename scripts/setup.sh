@@ -29,6 +29,7 @@ APT_PACKAGES=(
   build-essential ninja-build pkg-config ccache git python3 python3-venv python3-pip
   libeigen3-dev libhdf5-dev hdf5-helpers libyaml-cpp-dev nlohmann-json3-dev
   libsentencepiece-dev libcli11-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
+  chromium fonts-dejavu-core  # tests load report.html in headless Chromium (they skip without it)
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

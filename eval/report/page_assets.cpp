@@ -75,15 +75,22 @@ constexpr const char* kScript = R"js(
     wrongOnly.addEventListener('change', filterExamples);
     filterExamples();
   }
-  var picker = document.getElementById('attention-select');
+  var pickers = document.querySelectorAll('select.attention-picker');
   function showMap() {
     var maps = document.querySelectorAll('.attention-map');
-    for (var i = 0; i < maps.length; i++) maps[i].hidden = maps[i].getAttribute('data-index') !== picker.value;
+    var found = false;
+    for (var i = 0; i < maps.length; i++) {
+      var match = !found;
+      for (var j = 0; j < pickers.length && match; j++) {
+        match = maps[i].getAttribute('data-' + pickers[j].getAttribute('data-field')) === pickers[j].value;
+      }
+      maps[i].hidden = !match;
+      found = found || match;
+    }
+    document.getElementById('attention-none').hidden = found;
   }
-  if (picker) {
-    picker.addEventListener('change', showMap);
-    showMap();
-  }
+  for (var p = 0; p < pickers.length; p++) pickers[p].addEventListener('change', showMap);
+  if (pickers.length) showMap();
   var box = document.getElementById('page-errors');
   if (box && window.chorusPageErrors.length) { box.hidden = false; box.textContent = window.chorusPageErrors.join('\n'); }
   document.documentElement.setAttribute('data-rendered', 'ok');
@@ -94,13 +101,17 @@ constexpr const char* kScript = R"js(
 
 void write_page_start(std::ostream& out, const std::string& title) {
   out << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-      << "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+      << "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src "
+         "'unsafe-inline'; "
       << "script-src 'unsafe-inline'; img-src data:\">"
       << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-      << "<meta name=\"generator\" content=\"chorus\"><title>" << html_escape(title) << "</title><style>" << kStyle
-      << "</style><script>" << kErrorTrap << "</script></head>\n<body>"
-      << "<nav><a href=\"#overview\">Overview</a><a href=\"#scores\">Scores</a><a href=\"#cost\">Accuracy and cost</a>"
-      << "<a href=\"#training\">Training</a><a href=\"#examples\">Examples</a><a href=\"#attention\">Attention</a>"
+      << "<meta name=\"generator\" content=\"chorus\"><title>" << html_escape(title)
+      << "</title><style>" << kStyle << "</style><script>" << kErrorTrap
+      << "</script></head>\n<body>"
+      << "<nav><a href=\"#overview\">Overview</a><a href=\"#scores\">Scores</a><a "
+         "href=\"#cost\">Accuracy and cost</a>"
+      << "<a href=\"#training\">Training</a><a href=\"#examples\">Examples</a><a "
+         "href=\"#attention\">Attention</a>"
       << "<a href=\"#config\">Configuration</a></nav><main><pre id=\"page-errors\" hidden></pre>\n";
 }
 

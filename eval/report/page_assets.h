@@ -11,7 +11,7 @@ namespace chorus::eval::report {
 // in <pre id="page-errors"> and counted in <html data-errors>), and the section navigation.
 void write_page_start(std::ostream& out, const std::string& title);
 
-// The script that wires the example filters and the attention map picker, then marks the page
+// The script that wires the example filters and the attention map pickers, then marks the page
 // as ready (<html data-rendered="ok">); closes the document.
 void write_page_end(std::ostream& out);
 

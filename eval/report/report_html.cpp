@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 
 // Beyond these the page would grow past what a browser shows comfortably; the page says so.
 constexpr size_t kMaxExamples = 5000;
-constexpr size_t kMaxAttentionMaps = 500;
+constexpr size_t kMaxAttentionMaps = 1000;
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -34,7 +34,9 @@ std::string read_text(const fs::path& path) {
 std::string code(const std::string& text) { return "<code>" + html_escape(text) + "</code>"; }
 
 // A sentence saying that an optional input is absent and what would fill the section.
-std::string absent(const std::string& sentence) { return "<p class=\"absent\">" + sentence + "</p>"; }
+std::string absent(const std::string& sentence) {
+  return "<p class=\"absent\">" + sentence + "</p>";
+}
 
 bool is_fraction(double v) { return std::isfinite(v) && v >= 0 && v <= 1; }
 
@@ -76,31 +78,44 @@ std::string folder_name(const fs::path& folder) {
 }
 
 void write_overview(std::ostringstream& out, const fs::path& folder, const RunReport& report) {
-  out << "<header id=\"overview\"><h1>Chorus report: " << html_escape(report.experiment.empty() ? "experiment" : report.experiment)
+  out << "<header id=\"overview\"><h1>Chorus report: "
+      << html_escape(report.experiment.empty() ? "experiment" : report.experiment)
       << "</h1><dl class=\"facts\">";
   out << "<dt>run folder</dt><dd>" << code(folder_name(folder)) << "</dd>";
-  out << "<dt>experiment</dt><dd>" << html_escape(report.experiment.empty() ? "(not named in report.json)" : report.experiment)
+  out << "<dt>experiment</dt><dd>"
+      << html_escape(report.experiment.empty() ? "(not named in report.json)" : report.experiment)
       << "</dd>";
-  out << "<dt>seed</dt><dd>" << (report.seed ? std::to_string(*report.seed) : "(not recorded)") << "</dd>";
+  out << "<dt>seed</dt><dd>" << (report.seed ? std::to_string(*report.seed) : "(not recorded)")
+      << "</dd>";
   out << "<dt>config hash</dt><dd>"
-      << (report.config_hash.empty() ? "(not recorded in report.json)" : code(report.config_hash)) << "</dd>";
+      << (report.config_hash.empty() ? "(not recorded in report.json)" : code(report.config_hash))
+      << "</dd>";
   for (const auto& phase : report.phases) {
-    if (phase.name == "total" && phase.seconds) out << "<dt>wall time</dt><dd>" << format_seconds(*phase.seconds) << "</dd>";
+    if (phase.name == "total" && phase.seconds)
+      out << "<dt>wall time</dt><dd>" << format_seconds(*phase.seconds) << "</dd>";
   }
-  for (const auto& [key, value] : report.other) {
-    const std::string shown = value.size() > 400 ? value.substr(0, 400) + " \u2026" : value;
-    out << "<dt>" << html_escape(key) << "</dt><dd>" << code(shown) << "</dd>";
+  // Short entries inline; long ones (diagnostics objects) folded, indented.
+  for (const auto& entry : report.other) {
+    out << "<dt>" << html_escape(entry.key) << "</dt><dd>";
+    if (entry.compact.size() <= 120) {
+      out << code(entry.compact);
+    } else {
+      out << "<details><summary>" << code(entry.compact.substr(0, 80) + " \u2026")
+          << "</summary><pre>" << html_escape(entry.indented) << "</pre></details>";
+    }
+    out << "</dd>";
   }
   out << "</dl>";
   if (report.phases.empty()) {
     out << absent("report.json records no phases (wall time per phase).");
   } else {
-    out << "<details open><summary>Phases</summary><table class=\"phases\"><thead><tr><th>phase</th><th>wall time</th>"
+    out << "<details open><summary>Phases</summary><table "
+           "class=\"phases\"><thead><tr><th>phase</th><th>wall time</th>"
         << "<th>details</th></tr></thead><tbody>";
     for (const auto& phase : report.phases) {
       out << "<tr><td>" << html_escape(phase.name) << "</td><td class=\"num\">"
-          << (phase.seconds ? format_seconds(*phase.seconds) : "") << "</td><td>" << html_escape(phase.details)
-          << "</td></tr>";
+          << (phase.seconds ? format_seconds(*phase.seconds) : "") << "</td><td>"
+          << html_escape(phase.details) << "</td></tr>";
     }
     out << "</tbody></table></details>";
   }
@@ -110,16 +125,21 @@ void write_overview(std::ostringstream& out, const fs::path& folder, const RunRe
 // ---- scores ----
 
 std::string score_cell(const MetricScore& m) {
-  std::string cell = "<td class=\"num\"><span class=\"value\">" + format_fixed(m.value, 3) + "</span>";
-  if (m.ci95) cell += "<br><small>[" + format_fixed(m.ci95->first, 3) + ", " + format_fixed(m.ci95->second, 3) + "]</small>";
+  std::string cell =
+      "<td class=\"num\"><span class=\"value\">" + format_fixed(m.value, 3) + "</span>";
+  if (m.ci95)
+    cell += "<br><small>[" + format_fixed(m.ci95->first, 3) + ", " +
+            format_fixed(m.ci95->second, 3) + "]</small>";
   std::string note;
   if (m.n) note += "n=" + std::to_string(*m.n);
-  if (!m.answered_by.empty()) note += (note.empty() ? "" : ", ") + std::string("by ") + m.answered_by;
+  if (!m.answered_by.empty())
+    note += (note.empty() ? "" : ", ") + std::string("by ") + m.answered_by;
   if (!note.empty()) cell += "<br><small class=\"note\">" + html_escape(note) + "</small>";
   return cell + "</td>";
 }
 
-BarChart score_chart(const RunReport& report, const std::vector<std::string>& metrics, const std::string& title) {
+BarChart score_chart(const RunReport& report, const std::vector<std::string>& metrics,
+                     const std::string& title) {
   BarChart chart;
   chart.title = title;
   chart.y_label = metrics.size() == 1 ? metrics.front() : "score";
@@ -146,15 +166,18 @@ void write_scores(std::ostringstream& out, const RunReport& report) {
     out << absent("report.json lists no systems with metrics.") << "</section>";
     return;
   }
-  out << "<p>Bars are each system's score on the full evaluation set; whiskers are 95% bootstrap intervals.</p>";
+  out << "<p>Bars are each system's score on the full evaluation set; whiskers are 95% bootstrap "
+         "intervals.</p>";
   std::vector<std::string> fractions;
   for (const auto& metric : metrics) {
     if (metric_is_fraction(report, metric)) fractions.push_back(metric);
   }
   out << "<div class=\"charts\">";
-  if (!fractions.empty()) out << bar_chart_svg(score_chart(report, fractions, "Scores with 95% intervals"));
+  if (!fractions.empty())
+    out << bar_chart_svg(score_chart(report, fractions, "Scores with 95% intervals"));
   for (const auto& metric : metrics) {
-    if (!metric_is_fraction(report, metric)) out << bar_chart_svg(score_chart(report, {metric}, metric + " with 95% intervals"));
+    if (!metric_is_fraction(report, metric))
+      out << bar_chart_svg(score_chart(report, {metric}, metric + " with 95% intervals"));
   }
   out << "</div>";
 
@@ -164,7 +187,8 @@ void write_scores(std::ostringstream& out, const RunReport& report) {
   for (size_t s = 0; s < report.systems.size(); ++s) {
     const auto& system = report.systems[s];
     out << "<tr><td><span class=\"swatch\" style=\"background:" << series_color(s) << "\"></span>"
-        << html_escape(system.name) << "<br><small>" << html_escape(system.description) << "</small></td>";
+        << html_escape(system.name) << "<br><small>" << html_escape(system.description)
+        << "</small></td>";
     for (const auto& metric : metrics) {
       const auto* m = find_metric(system, metric);
       out << (m ? score_cell(*m) : "<td></td>");
@@ -184,15 +208,18 @@ void write_scores(std::ostringstream& out, const RunReport& report) {
   if (report.comparisons.empty()) {
     out << absent("report.json has no paired comparisons.");
   } else {
-    out << "<table class=\"comparisons\"><thead><tr><th>system</th><th>baseline</th><th>metric</th><th>difference</th>"
+    out << "<table "
+           "class=\"comparisons\"><thead><tr><th>system</th><th>baseline</th><th>metric</"
+           "th><th>difference</th>"
         << "<th>p-value</th><th>test</th></tr></thead><tbody>";
     for (const auto& c : report.comparisons) {
       const bool significant = c.p_value < 0.05;
-      out << "<tr" << (significant ? " class=\"significant\"" : "") << "><td>" << html_escape(c.system) << "</td><td>"
-          << html_escape(c.baseline) << "</td><td>" << html_escape(c.metric) << "</td><td class=\"num\">"
-          << (c.difference > 0 ? "+" : "") << format_fixed(c.difference, 3) << "</td><td class=\"num\">"
-          << format_number(c.p_value, 3) << (significant ? " *" : "") << "</td><td>" << html_escape(c.test)
-          << "</td></tr>";
+      out << "<tr" << (significant ? " class=\"significant\"" : "") << "><td>"
+          << html_escape(c.system) << "</td><td>" << html_escape(c.baseline) << "</td><td>"
+          << html_escape(c.metric) << "</td><td class=\"num\">" << (c.difference > 0 ? "+" : "")
+          << format_fixed(c.difference, 3) << "</td><td class=\"num\">"
+          << format_number(c.p_value, 3) << (significant ? " *" : "") << "</td><td>"
+          << html_escape(c.test) << "</td></tr>";
     }
     out << "</tbody></table><p class=\"note\">* p &lt; 0.05.</p>";
   }
@@ -205,7 +232,8 @@ void write_scores(std::ostringstream& out, const RunReport& report) {
 // first key they all share.
 std::string cost_axis(const std::vector<const SystemScores*>& costed) {
   auto shared = [&](const std::string& key) {
-    return std::all_of(costed.begin(), costed.end(), [&](const auto* s) { return s->cost.count(key) > 0; });
+    return std::all_of(costed.begin(), costed.end(),
+                       [&](const auto* s) { return s->cost.count(key) > 0; });
   };
   if (shared("flops")) return "flops";
   if (shared("agent_calls")) return "agent_calls";
@@ -215,7 +243,8 @@ std::string cost_axis(const std::vector<const SystemScores*>& costed) {
   return "";
 }
 
-void write_cost_table(std::ostringstream& out, const RunReport& report, const std::vector<std::string>& keys) {
+void write_cost_table(std::ostringstream& out, const RunReport& report,
+                      const std::vector<std::string>& keys) {
   out << "<table class=\"costs\"><thead><tr><th>system</th>";
   for (const auto& key : keys) out << "<th>" << html_escape(key) << "</th>";
   out << "</tr></thead><tbody>";
@@ -223,7 +252,8 @@ void write_cost_table(std::ostringstream& out, const RunReport& report, const st
     out << "<tr><td>" << html_escape(system.name) << "</td>";
     for (const auto& key : keys) {
       const auto it = system.cost.find(key);
-      out << "<td class=\"num\">" << (it == system.cost.end() ? "" : format_number(it->second, 4)) << "</td>";
+      out << "<td class=\"num\">" << (it == system.cost.end() ? "" : format_number(it->second, 4))
+          << "</td>";
     }
     out << "</tr>";
   }
@@ -243,8 +273,11 @@ void write_costs(std::ostringstream& out, const RunReport& report) {
   }
   const std::string axis = costed.empty() ? "" : cost_axis(costed);
   if (costed.empty()) {
-    out << absent("report.json records no cost per system (expected <code>systems[i].cost</code> = {agent_calls, "
-                  "tokens_in, tokens_out, flops, seconds}, means per example), so there is no accuracy\u2013cost plot.");
+    out << absent(
+        "report.json records no cost per system (expected <code>systems[i].cost</code> = "
+        "{agent_calls, "
+        "tokens_in, tokens_out, flops, seconds}, means per example), so there is no "
+        "accuracy\u2013cost plot.");
   } else {
     out << "<p>Mean cost per example. Each plot puts a metric against <code>" << html_escape(axis)
         << "</code>; up and to the left is better.</p>";
@@ -263,7 +296,8 @@ void write_costs(std::ostringstream& out, const RunReport& report) {
         const auto* m = find_metric(system, metric);
         const auto cost = system.cost.find(axis);
         if (!m || cost == system.cost.end()) continue;
-        chart.series.push_back({system.name, {cost->second}, {m->value}, {system.name}, s, false, true});
+        chart.series.push_back(
+            {system.name, {cost->second}, {m->value}, {system.name}, s, false, true});
         xs.push_back(cost->second);
       }
       chart.x.log = spans_decades(xs, 20);
@@ -274,11 +308,15 @@ void write_costs(std::ostringstream& out, const RunReport& report) {
     for (const auto& system : report.systems) {
       if (!system.cost.count(axis)) missing += (missing.empty() ? "" : ", ") + system.name;
     }
-    if (!missing.empty()) out << "<p class=\"note\">Not plotted (no " << html_escape(axis) << "): " << html_escape(missing) << ".</p>";
+    if (!missing.empty())
+      out << "<p class=\"note\">Not plotted (no " << html_escape(axis)
+          << "): " << html_escape(missing) << ".</p>";
   }
   out << "<h3>Trade-off curve</h3>";
   if (report.curve.empty()) {
-    out << absent("report.json has no <code>curve</code> (a list of {lambda, score, cost}; router experiments write one).");
+    out << absent(
+        "report.json has no <code>curve</code> (a list of {lambda, score, cost}; router "
+        "experiments write one).");
   } else {
     LineChart chart;
     chart.title = "score vs cost along the curve";
@@ -303,15 +341,18 @@ void write_costs(std::ostringstream& out, const RunReport& report) {
 // ---- training curves ----
 
 // The series of one split of a metrics log: metric name -> (steps, values), in first-seen order.
-std::vector<Series> split_series(const MetricsLogFile& log, const std::function<bool(const std::string&)>& take_split,
-                                 const std::function<bool(const std::string&)>& take_metric, bool prefix_split) {
+std::vector<Series> split_series(const MetricsLogFile& log,
+                                 const std::function<bool(const std::string&)>& take_split,
+                                 const std::function<bool(const std::string&)>& take_metric,
+                                 bool prefix_split) {
   std::vector<Series> series;
   for (const auto& record : log.records) {
     if (!take_split(record.split)) continue;
     for (const auto& [key, value] : record.values) {
       if (!take_metric(key)) continue;
       const std::string name = prefix_split ? record.split + "/" + key : key;
-      auto it = std::find_if(series.begin(), series.end(), [&](const Series& s) { return s.name == name; });
+      auto it = std::find_if(series.begin(), series.end(),
+                             [&](const Series& s) { return s.name == name; });
       if (it == series.end()) {
         series.push_back({name, {}, {}, {}, series.size(), true, false});
         it = series.end() - 1;
@@ -328,7 +369,8 @@ std::string last_train_values(const MetricsLogFile& log) {
   for (auto it = log.records.rbegin(); it != log.records.rend(); ++it) {
     if (it->split != "train") continue;
     std::string text = "last logged step " + std::to_string(it->step) + ":";
-    for (const auto& [key, value] : it->values) text += " " + key + " " + format_number(value, 4) + ";";
+    for (const auto& [key, value] : it->values)
+      text += " " + key + " " + format_number(value, 4) + ";";
     text.pop_back();
     return text;
   }
@@ -338,8 +380,11 @@ std::string last_train_values(const MetricsLogFile& log) {
 void write_training(std::ostringstream& out, const std::vector<MetricsLogFile>& logs) {
   out << "<section id=\"training\"><h2>Training curves</h2>";
   if (logs.empty()) {
-    out << absent("No <code>metrics.jsonl</code> under the run folder (trainers write one per phase, e.g. "
-                  "<code>pretrain/&lt;agent&gt;/</code> and <code>teams/&lt;team&gt;/</code>).") << "</section>";
+    out << absent(
+               "No <code>metrics.jsonl</code> under the run folder (trainers write one per phase, "
+               "e.g. "
+               "<code>pretrain/&lt;agent&gt;/</code> and <code>teams/&lt;team&gt;/</code>).")
+        << "</section>";
     return;
   }
   for (const auto& log : logs) {
@@ -348,13 +393,15 @@ void write_training(std::ostringstream& out, const std::vector<MetricsLogFile>& 
       out << absent("Its metrics.jsonl holds no records yet.");
       continue;
     }
-    out << "<p class=\"note\">" << html_escape(last_train_values(log)) << "</p><div class=\"charts\">";
+    out << "<p class=\"note\">" << html_escape(last_train_values(log))
+        << "</p><div class=\"charts\">";
     LineChart loss;
     loss.title = log.name + ": training loss";
     loss.x = {"step", false};
     loss.y = {"loss", false};
-    loss.series = split_series(log, [](const std::string& s) { return s == "train"; },
-                               [](const std::string& k) { return k == "loss"; }, false);
+    loss.series = split_series(
+        log, [](const std::string& s) { return s == "train"; },
+        [](const std::string& k) { return k == "loss"; }, false);
     if (!loss.series.empty()) {
       loss.y.log = spans_decades(loss.series.front().y, 20);
       loss.legend = false;
@@ -368,10 +415,12 @@ void write_training(std::ostringstream& out, const std::vector<MetricsLogFile>& 
     evaluation.title = log.name + ": evaluation";
     evaluation.x = {"step", false};
     evaluation.y = {"metric", false};
-    evaluation.series = split_series(log, [](const std::string& s) { return s != "train"; },
-                                     [](const std::string&) { return true; }, other_splits.size() > 1);
+    evaluation.series = split_series(
+        log, [](const std::string& s) { return s != "train"; },
+        [](const std::string&) { return true; }, other_splits.size() > 1);
     bool fractions = true;
-    for (const auto& s : evaluation.series) fractions = fractions && std::all_of(s.y.begin(), s.y.end(), is_fraction);
+    for (const auto& s : evaluation.series)
+      fractions = fractions && std::all_of(s.y.begin(), s.y.end(), is_fraction);
     if (fractions) evaluation.y_range = std::make_pair(0.0, 1.0);
     if (!evaluation.series.empty()) out << line_chart_svg(evaluation);
     out << "</div>";
@@ -424,7 +473,8 @@ std::string highlight_mismatch(const std::string& target, const std::string& out
 void write_select(std::ostringstream& out, const std::string& id, const std::string& label,
                   const std::vector<std::string>& values) {
   out << "<label>" << label << " <select id=\"" << id << "\"><option value=\"\">all</option>";
-  for (const auto& v : values) out << "<option value=\"" << html_escape(v) << "\">" << html_escape(v) << "</option>";
+  for (const auto& v : values)
+    out << "<option value=\"" << html_escape(v) << "\">" << html_escape(v) << "</option>";
   out << "</select></label> ";
 }
 
@@ -432,7 +482,8 @@ template <class Lines, class Field>
 std::vector<std::string> distinct(const Lines& lines, Field field) {
   std::vector<std::string> values;
   for (const auto& line : lines) {
-    if (std::find(values.begin(), values.end(), field(line)) == values.end()) values.push_back(field(line));
+    if (std::find(values.begin(), values.end(), field(line)) == values.end())
+      values.push_back(field(line));
   }
   return values;
 }
@@ -440,7 +491,10 @@ std::vector<std::string> distinct(const Lines& lines, Field field) {
 void write_examples(std::ostringstream& out, const fs::path& file) {
   out << "<section id=\"examples\"><h2>Examples</h2>";
   if (!fs::is_regular_file(file)) {
-    out << absent("No <code>transcripts.jsonl</code> in the run folder, so there are no examples to browse.") << "</section>";
+    out << absent(
+               "No <code>transcripts.jsonl</code> in the run folder, so there are no examples to "
+               "browse.")
+        << "</section>";
     return;
   }
   const auto lines = read_transcripts(file);
@@ -448,23 +502,31 @@ void write_examples(std::ostringstream& out, const fs::path& file) {
     out << absent("<code>transcripts.jsonl</code> is empty.") << "</section>";
     return;
   }
-  out << "<p>Outputs recorded in <code>transcripts.jsonl</code>. Words of a wrong output that do not match the target "
+  out << "<p>Outputs recorded in <code>transcripts.jsonl</code>. Words of a wrong output that do "
+         "not match the target "
          "are <mark>marked</mark>.</p><div class=\"controls\">";
-  write_select(out, "example-system", "system", distinct(lines, [](const auto& l) { return l.system; }));
+  write_select(out, "example-system", "system",
+               distinct(lines, [](const auto& l) { return l.system; }));
   write_select(out, "example-set", "set", distinct(lines, [](const auto& l) { return l.set; }));
-  out << "<label><input type=\"checkbox\" id=\"example-wrong\"> wrong only</label> <span id=\"example-count\"></span></div>";
+  out << "<label><input type=\"checkbox\" id=\"example-wrong\"> wrong only</label> <span "
+         "id=\"example-count\"></span></div>";
   if (lines.size() > kMaxExamples) {
-    out << "<p class=\"note\">Showing the first " << kMaxExamples << " of " << lines.size() << " lines.</p>";
+    out << "<p class=\"note\">Showing the first " << kMaxExamples << " of " << lines.size()
+        << " lines.</p>";
   }
-  out << "<table class=\"examples\"><thead><tr><th>system</th><th>set</th><th>input</th><th>target</th><th>output</th>"
+  out << "<table "
+         "class=\"examples\"><thead><tr><th>system</th><th>set</th><th>input</th><th>target</"
+         "th><th>output</th>"
       << "<th></th></tr></thead><tbody>";
   for (size_t i = 0; i < lines.size() && i < kMaxExamples; ++i) {
     const auto& l = lines[i];
     const bool correct = l.correct.value_or(l.output == l.target);
-    out << "<tr class=\"example " << (correct ? "right" : "wrong") << "\" data-system=\"" << html_escape(l.system)
-        << "\" data-set=\"" << html_escape(l.set) << "\"><td>" << html_escape(l.system) << "</td><td>" << html_escape(l.set)
-        << "</td><td class=\"text\">" << html_escape(l.input) << "</td><td class=\"text\">" << html_escape(l.target)
-        << "</td><td class=\"text\">" << (correct ? html_escape(l.output) : highlight_mismatch(l.target, l.output))
+    out << "<tr class=\"example " << (correct ? "right" : "wrong") << "\" data-system=\""
+        << html_escape(l.system) << "\" data-set=\"" << html_escape(l.set) << "\"><td>"
+        << html_escape(l.system) << "</td><td>" << html_escape(l.set) << "</td><td class=\"text\">"
+        << html_escape(l.input) << "</td><td class=\"text\">" << html_escape(l.target)
+        << "</td><td class=\"text\">"
+        << (correct ? html_escape(l.output) : highlight_mismatch(l.target, l.output))
         << "</td><td class=\"verdict\" title=\"" << (correct ? "correct" : "wrong") << "\">"
         << (correct ? "\u2713" : "\u2717") << "</td></tr>";
   }
@@ -478,37 +540,75 @@ std::string attention_label(const AttentionMap& m) {
   if (!m.set.empty()) label += " \u00b7 " + m.set;
   label += " \u00b7 example " + std::to_string(m.example);
   if (!m.agent.empty()) label += " \u00b7 agent " + m.agent;
-  return label + " \u00b7 layer " + std::to_string(m.layer) + " \u00b7 head " + std::to_string(m.head);
+  return label + " \u00b7 layer " + std::to_string(m.layer) + " \u00b7 head " +
+         std::to_string(m.head);
+}
+
+// One picker per field that varies across the maps (system, set, example, agent, layer, head).
+struct AttentionField {
+  const char* name;
+  std::string (*value)(const AttentionMap&);
+};
+const AttentionField kAttentionFields[] = {
+    {"system", [](const AttentionMap& m) { return m.system; }},
+    {"set", [](const AttentionMap& m) { return m.set; }},
+    {"example", [](const AttentionMap& m) { return std::to_string(m.example); }},
+    {"agent", [](const AttentionMap& m) { return m.agent; }},
+    {"layer", [](const AttentionMap& m) { return std::to_string(m.layer); }},
+    {"head", [](const AttentionMap& m) { return std::to_string(m.head); }},
+};
+
+void write_attention_pickers(std::ostringstream& out, const std::vector<AttentionMap>& maps) {
+  out << "<div class=\"controls\" id=\"attention-pickers\">";
+  for (const auto& field : kAttentionFields) {
+    const auto values = distinct(maps, field.value);
+    out << "<label>" << field.name << " <select class=\"attention-picker\" data-field=\""
+        << field.name << "\">";
+    for (const auto& v : values) {
+      out << "<option value=\"" << html_escape(v) << "\">" << html_escape(v) << "</option>";
+    }
+    out << "</select></label> ";
+  }
+  out << "<span id=\"attention-none\" hidden>no map for this choice</span></div>";
 }
 
 void write_attention(std::ostringstream& out, const fs::path& file) {
   out << "<section id=\"attention\"><h2>Cross-agent attention</h2>";
   if (!fs::is_regular_file(file)) {
-    out << absent("No <code>attention.jsonl</code> in the run folder, so there are no attention heatmaps (the "
-                  "experiment writes one line per system, example, layer and head: query_tokens, key_tokens, weights).")
+    out << absent(
+               "No <code>attention.jsonl</code> in the run folder, so there are no attention "
+               "heatmaps (the experiment writes one line per system, example, layer and head: "
+               "query_tokens, key_tokens, weights).")
         << "</section>";
     return;
   }
-  const auto maps = read_attention_maps(file);
+  auto maps = read_attention_maps(file);
   if (maps.empty()) {
     out << absent("<code>attention.jsonl</code> is empty.") << "</section>";
     return;
   }
-  out << "<p>Rows are the anchor's query tokens, columns the augmenting agent's key tokens; each row is that query's "
-         "attention weights.</p>";
+  out << "<p>Rows are the anchor's query tokens, columns the augmenting agent's key tokens; each "
+         "row is that query's attention weights (white 0, dark blue the map's largest weight).</p>";
   if (maps.size() > kMaxAttentionMaps) {
-    out << "<p class=\"note\">Showing the first " << kMaxAttentionMaps << " of " << maps.size() << " maps.</p>";
+    out << "<p class=\"note\">Showing the first " << kMaxAttentionMaps << " of " << maps.size()
+        << " maps.</p>";
+    maps.resize(kMaxAttentionMaps);
   }
-  const size_t shown = std::min(maps.size(), kMaxAttentionMaps);
-  out << "<div class=\"controls\"><label>map <select id=\"attention-select\">";
-  for (size_t i = 0; i < shown; ++i) out << "<option value=\"" << i << "\">" << html_escape(attention_label(maps[i])) << "</option>";
-  out << "</select></label></div>";
-  for (size_t i = 0; i < shown; ++i) {
+  write_attention_pickers(out, maps);
+  for (size_t i = 0; i < maps.size(); ++i) {
     const auto& m = maps[i];
-    Heatmap heatmap{attention_label(m), "anchor query tokens", (m.agent.empty() ? std::string("augmenting agent") : m.agent) + " key tokens",
-                    m.query_tokens, m.key_tokens, m.weights};
-    out << "<div class=\"attention-map\" data-index=\"" << i << "\"" << (i == 0 ? "" : " hidden") << ">"
-        << heatmap_svg(heatmap) << "</div>";
+    Heatmap heatmap{attention_label(m),
+                    "anchor query tokens",
+                    (m.agent.empty() ? std::string("augmenting agent") : m.agent) + " key tokens",
+                    m.query_tokens,
+                    m.key_tokens,
+                    m.weights,
+                    m.per_query};
+    out << "<div class=\"attention-map\"";
+    for (const auto& field : kAttentionFields) {
+      out << " data-" << field.name << "=\"" << html_escape(field.value(m)) << "\"";
+    }
+    out << (i == 0 ? "" : " hidden") << ">" << heatmap_svg(heatmap) << "</div>";
   }
   out << "</section>";
 }
@@ -521,13 +621,15 @@ void write_config(std::ostringstream& out, const fs::path& file) {
     out << absent("No <code>config.yaml</code> in the run folder.") << "</section>";
     return;
   }
-  out << "<details><summary>config.yaml (resolved)</summary><pre>" << html_escape(read_text(file)) << "</pre></details></section>";
+  out << "<details><summary>config.yaml (resolved)</summary><pre>" << html_escape(read_text(file))
+      << "</pre></details></section>";
 }
 
 }  // namespace
 
 std::string render_report_html(const fs::path& run_folder) {
-  CHORUS_CHECK(fs::is_directory(run_folder), "run folder '", run_folder.string(), "' does not exist");
+  CHORUS_CHECK(fs::is_directory(run_folder), "run folder '", run_folder.string(),
+               "' does not exist");
   const fs::path report_file = run_folder / "report.json";
   CHORUS_CHECK(fs::is_regular_file(report_file), "'", run_folder.string(),
                "' holds no report.json; expected a run folder written by chorus train");
@@ -535,8 +637,10 @@ std::string render_report_html(const fs::path& run_folder) {
   const auto logs = read_metrics_logs(run_folder);
 
   std::ostringstream out;
-  const std::string title = "Chorus report: " + (report.experiment.empty() ? folder_name(run_folder) : report.experiment) +
-                            " (" + folder_name(run_folder) + ")";
+  const std::string title =
+      "Chorus report: " +
+      (report.experiment.empty() ? folder_name(run_folder) : report.experiment) + " (" +
+      folder_name(run_folder) + ")";
   write_page_start(out, title);
   write_overview(out, run_folder, report);
   write_scores(out, report);

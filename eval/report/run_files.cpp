@@ -50,7 +50,8 @@ class Fields {
  public:
   explicit Fields(std::string where) : where_(std::move(where)) {}
 
-  [[noreturn]] void fail(const std::string& key, const std::string& expected, const Json& got) const {
+  [[noreturn]] void fail(const std::string& key, const std::string& expected,
+                         const Json& got) const {
     throw Error(where_ + ": " + key + ": expected " + expected + ", got " + got.dump());
   }
   const Json& member(const Json& object, const std::string& path, const std::string& key) const {
@@ -74,10 +75,12 @@ class Fields {
   std::vector<std::string> strings(const Json& value, const std::string& key) const {
     if (!value.is_array()) fail(key, "a list of strings", value);
     std::vector<std::string> out;
-    for (size_t i = 0; i < value.size(); ++i) out.push_back(string(value[i], key + "[" + std::to_string(i) + "]"));
+    for (size_t i = 0; i < value.size(); ++i)
+      out.push_back(string(value[i], key + "[" + std::to_string(i) + "]"));
     return out;
   }
-  std::string optional_string(const Json& object, const std::string& path, const std::string& key) const {
+  std::string optional_string(const Json& object, const std::string& path,
+                              const std::string& key) const {
     return object.contains(key) ? string(object[key], join(path, key)) : std::string();
   }
   static std::string join(const std::string& path, const std::string& key) {
@@ -88,7 +91,8 @@ class Fields {
   std::string where_;
 };
 
-MetricScore read_metric(const Fields& f, const std::string& name, const Json& json, const std::string& path) {
+MetricScore read_metric(const Fields& f, const std::string& name, const Json& json,
+                        const std::string& path) {
   MetricScore m;
   m.metric = name;
   m.value = f.number(f.member(json, path, "value"), path + ".value");
@@ -148,7 +152,8 @@ Phase read_phase(const std::string& name, const Json& json) {
     if (key == "seconds" && value.is_number()) {
       p.seconds = value.get<double>();
     } else {
-      p.details += (p.details.empty() ? "" : ", ") + key + ": " + (value.is_string() ? value.get<std::string>() : value.dump());
+      p.details += (p.details.empty() ? "" : ", ") + key + ": " +
+                   (value.is_string() ? value.get<std::string>() : value.dump());
     }
   }
   return p;
@@ -170,7 +175,8 @@ CurvePoint read_curve_point(const Fields& f, const Json& json, const std::string
 }
 
 // Calls `visit` for each non-empty line of a JSON-lines file with "file:line" for messages.
-void for_each_json_line(const fs::path& path, const std::function<void(const Json&, const std::string&)>& visit) {
+void for_each_json_line(const fs::path& path,
+                        const std::function<void(const Json&, const std::string&)>& visit) {
   const std::string text = read_text(path);
   size_t start = 0;
   int64_t number = 0;
@@ -213,7 +219,8 @@ RunReport read_run_report(const fs::path& path) {
   }
   if (json.contains("metric_definitions")) {
     const auto& definitions = json["metric_definitions"];
-    if (!definitions.is_object()) f.fail("metric_definitions", "an object of metric: text", definitions);
+    if (!definitions.is_object())
+      f.fail("metric_definitions", "an object of metric: text", definitions);
     for (const auto& [metric, text] : definitions.items()) {
       r.metric_definitions.emplace_back(metric, f.string(text, "metric_definitions." + metric));
     }
@@ -222,7 +229,8 @@ RunReport read_run_report(const fs::path& path) {
     const auto& comparisons = json["comparisons"];
     if (!comparisons.is_array()) f.fail("comparisons", "a list", comparisons);
     for (size_t i = 0; i < comparisons.size(); ++i) {
-      r.comparisons.push_back(read_comparison(f, comparisons[i], "comparisons[" + std::to_string(i) + "]"));
+      r.comparisons.push_back(
+          read_comparison(f, comparisons[i], "comparisons[" + std::to_string(i) + "]"));
     }
   }
   if (json.contains("phases")) {
@@ -238,9 +246,10 @@ RunReport read_run_report(const fs::path& path) {
     }
   }
   for (const auto& [key, value] : json.items()) {
-    static const char* known[] = {"experiment", "seed",        "config_hash", "systems",
-                                  "metric_definitions", "comparisons", "phases", "curve"};
-    if (std::find(std::begin(known), std::end(known), key) == std::end(known)) r.other.emplace_back(key, value.dump());
+    static const char* known[] = {"experiment",         "seed",        "config_hash", "systems",
+                                  "metric_definitions", "comparisons", "phases",      "curve"};
+    if (std::find(std::begin(known), std::end(known), key) == std::end(known))
+      r.other.push_back({key, value.dump(), value.dump(2)});
   }
   return r;
 }
@@ -248,7 +257,8 @@ RunReport read_run_report(const fs::path& path) {
 std::vector<MetricsLogFile> read_metrics_logs(const fs::path& run_folder) {
   std::vector<MetricsLogFile> logs;
   std::error_code error;
-  for (fs::recursive_directory_iterator it(run_folder, error), end; !error && it != end; it.increment(error)) {
+  for (fs::recursive_directory_iterator it(run_folder, error), end; !error && it != end;
+       it.increment(error)) {
     if (it->path().filename() != "metrics.jsonl" || !it->is_regular_file()) continue;
     MetricsLogFile log;
     log.name = it->path().parent_path().lexically_relative(run_folder).generic_string();
@@ -260,7 +270,8 @@ std::vector<MetricsLogFile> read_metrics_logs(const fs::path& run_folder) {
       record.split = json.contains("split") ? f.string(json["split"], "split") : "train";
       // Numbers are plotted; nulls (non-finite values) and any text fields are not.
       for (const auto& [key, value] : json.items()) {
-        if (key != "step" && key != "split" && value.is_number()) record.values.emplace_back(key, value.get<double>());
+        if (key != "step" && key != "split" && value.is_number())
+          record.values.emplace_back(key, value.get<double>());
       }
       log.records.push_back(std::move(record));
     });
@@ -276,7 +287,8 @@ std::vector<TranscriptLine> read_transcripts(const fs::path& path) {
   for_each_json_line(path, [&](const Json& json, const std::string& where) {
     const Fields f(where);
     auto text = [&](const char* key) { return f.string(f.member(json, "", key), key); };
-    TranscriptLine line{text("system"), text("set"), text("input"), text("target"), text("output"), std::nullopt};
+    TranscriptLine line{text("system"), text("set"),    text("input"),
+                        text("target"), text("output"), std::nullopt};
     if (json.contains("correct")) {
       if (!json["correct"].is_boolean()) f.fail("correct", "true or false", json["correct"]);
       line.correct = json["correct"].get<bool>();
@@ -301,16 +313,28 @@ std::vector<AttentionMap> read_attention_maps(const fs::path& path) {
     m.key_tokens = f.strings(f.member(json, "", "key_tokens"), "key_tokens");
     const auto& weights = f.member(json, "", "weights");
     if (!weights.is_array() || weights.size() != m.query_tokens.size()) {
-      f.fail("weights", "a list of " + std::to_string(m.query_tokens.size()) + " rows (one per query token)", weights);
+      f.fail("weights",
+             "a list of " + std::to_string(m.query_tokens.size()) + " rows (one per query token)",
+             weights);
     }
     for (size_t q = 0; q < weights.size(); ++q) {
       const std::string row_key = "weights[" + std::to_string(q) + "]";
       if (!weights[q].is_array() || weights[q].size() != m.key_tokens.size()) {
-        f.fail(row_key, "a row of " + std::to_string(m.key_tokens.size()) + " numbers (one per key token)", weights[q]);
+        f.fail(row_key,
+               "a row of " + std::to_string(m.key_tokens.size()) + " numbers (one per key token)",
+               weights[q]);
       }
       std::vector<double> row;
-      for (size_t k = 0; k < weights[q].size(); ++k) row.push_back(f.number(weights[q][k], row_key + "[" + std::to_string(k) + "]"));
+      for (size_t k = 0; k < weights[q].size(); ++k)
+        row.push_back(f.number(weights[q][k], row_key + "[" + std::to_string(k) + "]"));
       m.weights.push_back(std::move(row));
+    }
+    for (const auto& [key, value] : json.items()) {
+      const bool per_query =
+          key != "weights" && value.is_array() && !value.empty() &&
+          value.size() == m.query_tokens.size() &&
+          std::all_of(value.begin(), value.end(), [](const Json& v) { return v.is_number(); });
+      if (per_query) m.per_query.emplace_back(key, value.get<std::vector<double>>());
     }
     maps.push_back(std::move(m));
   });

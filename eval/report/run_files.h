@@ -50,7 +50,12 @@ struct CurvePoint {
   double cost = 0;
 };
 
-// report.json. Keys the page does not know are kept as (key, compact JSON) in `other`.
+// A top-level report.json entry the page has no section for, as compact and as indented JSON.
+struct OtherEntry {
+  std::string key, compact, indented;
+};
+
+// report.json. Keys the page does not know are kept in `other`.
 struct RunReport {
   std::string experiment;
   std::optional<int64_t> seed;
@@ -60,7 +65,7 @@ struct RunReport {
   std::vector<Comparison> comparisons;
   std::vector<Phase> phases;
   std::vector<CurvePoint> curve;
-  std::vector<std::pair<std::string, std::string>> other;
+  std::vector<OtherEntry> other;
 };
 
 // Reads and checks report.json; a malformed file is a chorus::Error naming the file and the line
@@ -102,6 +107,8 @@ struct AttentionMap {
   int64_t example = 0, layer = 0, head = 0;
   std::vector<std::string> query_tokens, key_tokens;
   std::vector<std::vector<double>> weights;
+  // Other lists with one number per query token (e.g. the fusion gate), in file order.
+  std::vector<std::pair<std::string, std::vector<double>>> per_query;
 };
 std::vector<AttentionMap> read_attention_maps(const std::filesystem::path& path);
 

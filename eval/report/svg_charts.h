@@ -22,11 +22,11 @@ bool spans_decades(const std::vector<double>& values, double ratio = 50);
 
 struct Series {
   std::string name;
-  std::vector<double> x, y;                // non-finite points are skipped
-  std::vector<std::string> point_labels;   // empty, or one text per point drawn beside it
-  size_t color = 0;                        // index into series_color
-  bool lines = true;                       // join the points
-  bool points = false;                     // mark every point (a single point is always marked)
+  std::vector<double> x, y;               // non-finite points are skipped
+  std::vector<std::string> point_labels;  // empty, or one text per point drawn beside it
+  size_t color = 0;                       // index into series_color
+  bool lines = true;                      // join the points
+  bool points = false;                    // mark every point (a single point is always marked)
 };
 
 struct LineChart {
@@ -65,6 +65,8 @@ struct Heatmap {
   std::string row_axis, column_axis;
   std::vector<std::string> rows, columns;
   std::vector<std::vector<double>> values;  // [row][column]
+  // Extra numbers per row (e.g. a gate per query), printed in named columns right of the cells.
+  std::vector<std::pair<std::string, std::vector<double>>> row_values;
 };
 std::string heatmap_svg(const Heatmap& heatmap);
 

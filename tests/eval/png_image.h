@@ -1,4 +1,5 @@
-// A minimal PNG reader for tests: 8-bit RGB or RGBA, not interlaced (what Chromium's screenshots are).
+// A minimal PNG reader for tests: 8-bit RGB or RGBA, not interlaced (what Chromium's screenshots
+// are).
 #pragma once
 
 #include <cstdint>

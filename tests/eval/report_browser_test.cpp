@@ -2,11 +2,11 @@
 // error, and a screenshot shows the charts. Skips when no Chromium is on PATH.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 
 #include "eval/report/report_html.h"
 #include "png_image.h"
@@ -37,7 +37,8 @@ class ReportBrowserTest : public ::testing::Test {
   void SetUp() override {
     chromium_ = find_chromium();
     if (chromium_.empty()) {
-      GTEST_SKIP() << "no chromium on PATH (scripts/setup.sh installs the Debian package 'chromium'); the report "
+      GTEST_SKIP() << "no chromium on PATH (scripts/setup.sh installs the Debian package "
+                      "'chromium'); the report "
                       "page was not checked in a browser";
     }
     root_ = fs::temp_directory_path() / ("chorus-report-browser-" + std::to_string(::getpid()));
@@ -52,10 +53,11 @@ class ReportBrowserTest : public ::testing::Test {
   // Runs headless Chromium on the page with `flags`; its stdout goes to `out`, stderr to `log`.
   // --no-sandbox: the sandbox cannot start as root (CI containers); the page is our own file.
   int run_chromium(const std::string& flags, const fs::path& out, const fs::path& log) const {
-    const std::string command = "timeout 120 '" + chromium_ + "' --headless --no-sandbox --disable-gpu " +
-                                "--no-first-run --user-data-dir='" + (root_ / "profile").string() + "' " + flags +
-                                " 'file://" + fs::absolute(page_).string() + "' >'" + out.string() + "' 2>'" +
-                                log.string() + "'";
+    const std::string command = "timeout 120 '" + chromium_ +
+                                "' --headless --no-sandbox --disable-gpu " +
+                                "--no-first-run --user-data-dir='" + (root_ / "profile").string() +
+                                "' " + flags + " 'file://" + fs::absolute(page_).string() + "' >'" +
+                                out.string() + "' 2>'" + log.string() + "'";
     return std::system(command.c_str());
   }
 
@@ -65,21 +67,30 @@ class ReportBrowserTest : public ::testing::Test {
 
 TEST_F(ReportBrowserTest, ScriptRunsWithoutErrors) {
   const fs::path dom = root_ / "dom.html", log = root_ / "dom.log";
-  ASSERT_EQ(run_chromium("--virtual-time-budget=5000 --enable-logging=stderr --v=0 --dump-dom", dom, log), 0)
+  ASSERT_EQ(
+      run_chromium("--virtual-time-budget=5000 --enable-logging=stderr --v=0 --dump-dom", dom, log),
+      0)
       << testing::read_text(log);
   const std::string html = testing::read_text(dom);
   const std::string messages = testing::read_text(log);
-  EXPECT_NE(html.find("data-rendered=\"ok\""), std::string::npos) << "the page's script did not finish:\n" << messages;
-  EXPECT_EQ(html.find("data-errors="), std::string::npos) << "uncaught errors in the page:\n" << html.substr(0, 4000);
+  EXPECT_NE(html.find("data-rendered=\"ok\""), std::string::npos)
+      << "the page's script did not finish:\n"
+      << messages;
+  EXPECT_EQ(html.find("data-errors="), std::string::npos) << "uncaught errors in the page:\n"
+                                                          << html.substr(0, 4000);
   EXPECT_EQ(messages.find("Uncaught"), std::string::npos) << messages;
-  EXPECT_EQ(messages.find("Content Security Policy"), std::string::npos) << "the page tried to load something:\n" << messages;
+  EXPECT_EQ(messages.find("Content Security Policy"), std::string::npos)
+      << "the page tried to load something:\n"
+      << messages;
   EXPECT_NE(html.find("3 of 3 shown"), std::string::npos) << "the example filter ran";
 }
 
 TEST_F(ReportBrowserTest, ScreenshotShowsTheCharts) {
   const fs::path png = root_ / "page.png", log = root_ / "shot.log";
-  ASSERT_EQ(run_chromium("--hide-scrollbars --window-size=1280,1400 --screenshot='" + png.string() + "'", root_ / "shot.out", log),
-            0)
+  ASSERT_EQ(
+      run_chromium("--hide-scrollbars --window-size=1280,1400 --screenshot='" + png.string() + "'",
+                   root_ / "shot.out", log),
+      0)
       << testing::read_text(log);
   ASSERT_TRUE(fs::is_regular_file(png)) << testing::read_text(log);
   const auto image = chorus::testing::read_png(png);
@@ -96,7 +107,8 @@ TEST_F(ReportBrowserTest, ScreenshotShowsTheCharts) {
     }
   }
   const double pixels = static_cast<double>(image.width) * image.height;
-  EXPECT_GT(static_cast<double>(coloured), 0.005 * pixels) << "too few coloured pixels: the charts did not render";
+  EXPECT_GT(static_cast<double>(coloured), 0.005 * pixels)
+      << "too few coloured pixels: the charts did not render";
   EXPECT_GT(static_cast<double>(ink), 0.01 * pixels) << "the page looks blank";
 }
 

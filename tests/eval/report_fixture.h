@@ -7,16 +7,19 @@
 namespace chorus::eval::report::testing {
 
 // A string that breaks naive HTML: markup, an attribute breaker, entities and non-ASCII text.
-inline const std::string kHostile = "<script>alert(\"x\")</script> & 'q' </td> caf\u00e9 \u6570\u5b66 \U0001F600";
+inline const std::string kHostile =
+    "<script>alert(\"x\")</script> & 'q' </td> caf\u00e9 \u6570\u5b66 \U0001F600";
 
 struct FixtureOptions {
-  bool with_cost = true;         // systems[i].cost in report.json
-  bool with_curve = true;        // a top-level curve
-  bool with_optional_files = true;  // config.yaml, metrics.jsonl files, transcripts.jsonl, attention.jsonl
+  bool with_cost = true;   // systems[i].cost in report.json
+  bool with_curve = true;  // a top-level curve
+  bool with_optional_files =
+      true;  // config.yaml, metrics.jsonl files, transcripts.jsonl, attention.jsonl
 };
 
 // Writes a small run folder: report.json with three systems (one named kHostile) on two accuracy
-// metrics and one BLEU-like metric, and, as options say, the optional files. The folder must not exist.
+// metrics and one BLEU-like metric, and, as options say, the optional files. The folder must not
+// exist.
 void write_fixture_run(const std::filesystem::path& folder, const FixtureOptions& options = {});
 
 void write_text(const std::filesystem::path& path, const std::string& text);

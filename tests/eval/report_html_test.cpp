@@ -1,11 +1,12 @@
-// The HTML report on hand-made run folders: escaping, sections, bar geometry, missing files, errors.
+// The HTML report on hand-made run folders: escaping, sections, bar geometry, missing files,
+// errors.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <filesystem>
 #include <map>
 #include <regex>
 #include <string>
-#include <unistd.h>
 
 #include "common/error.h"
 #include "eval/report/html_text.h"
@@ -24,8 +25,9 @@ using testing::write_text;
 class ReportHtmlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / ("chorus-report-test-" + std::to_string(::getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    root_ = fs::temp_directory_path() /
+            ("chorus-report-test-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
   }
   void TearDown() override { fs::remove_all(root_); }
@@ -66,40 +68,51 @@ TEST_F(ReportHtmlTest, HostileStringsAreEscapedEverywhere) {
   const std::string escaped = html_escape(kHostile);
   // System name (table, legend title, bar attribute), description, definition, transcripts,
   // attention tokens and config.yaml all carry it.
-  EXPECT_GE(count(html, escaped), 6u) << "the escaped text should appear wherever the fixture used it";
-  EXPECT_NE(html.find("caf\u00e9 \u6570\u5b66 \U0001F600"), std::string::npos) << "UTF-8 text kept as is";
+  EXPECT_GE(count(html, escaped), 6u)
+      << "the escaped text should appear wherever the fixture used it";
+  EXPECT_NE(html.find("caf\u00e9 \u6570\u5b66 \U0001F600"), std::string::npos)
+      << "UTF-8 text kept as is";
   EXPECT_NE(html.find("<meta charset=\"utf-8\">"), std::string::npos);
 }
 
 TEST_F(ReportHtmlTest, EverySectionIsPresent) {
   write_fixture_run(root_);
   const std::string html = render_report_html(root_);
-  for (const char* id : {"overview", "scores", "cost", "training", "examples", "attention", "config"}) {
+  for (const char* id :
+       {"overview", "scores", "cost", "training", "examples", "attention", "config"}) {
     EXPECT_NE(html.find(std::string("id=\"") + id + "\""), std::string::npos) << id;
   }
   EXPECT_NE(html.find("class=\"chart bar-chart\""), std::string::npos);
-  EXPECT_NE(html.find("aria-label=\"bleu with 95% intervals\""), std::string::npos) << "BLEU is not on the [0, 1] axis";
+  EXPECT_NE(html.find("aria-label=\"bleu with 95% intervals\""), std::string::npos)
+      << "BLEU is not on the [0, 1] axis";
   EXPECT_NE(html.find("aria-label=\"kv_math vs flops\""), std::string::npos);
   EXPECT_NE(html.find("aria-label=\"score vs cost along the curve\""), std::string::npos);
   EXPECT_NE(html.find("aria-label=\"pretrain/kv: training loss\""), std::string::npos);
   EXPECT_NE(html.find("aria-label=\"teams/fusion: evaluation\""), std::string::npos);
   EXPECT_EQ(count(html, "class=\"chart heatmap\""), 2u);
+  EXPECT_EQ(count(html, "class=\"attention-picker\" data-field="), 6u);
+  EXPECT_EQ(count(html, "class=\"row-value\""), 8u) << "the gate of each query of both maps";
   EXPECT_EQ(count(html, "<tr class=\"example "), 3u);
   EXPECT_EQ(count(html, "<tr class=\"example wrong\""), 2u);
-  EXPECT_NE(html.find(">3 <mark>7</mark><"), std::string::npos) << "the wrong word of '3 7' against '3 9' is marked";
+  EXPECT_NE(html.find(">3 <mark>7</mark><"), std::string::npos)
+      << "the wrong word of '3 7' against '3 9' is marked";
   EXPECT_NE(html.find("seed</dt><dd>7"), std::string::npos);
   EXPECT_NE(html.find("1 min 35 s"), std::string::npos) << "the total wall time";
-  EXPECT_EQ(html.find("class=\"absent\""), std::string::npos) << "nothing is missing in the full fixture";
+  EXPECT_EQ(html.find("class=\"absent\""), std::string::npos)
+      << "nothing is missing in the full fixture";
 }
 
 TEST_F(ReportHtmlTest, BarHeightsAreProportionalToValues) {
   write_fixture_run(root_);
   const std::string html = render_report_html(root_);
   const std::regex bar(
-      "<rect class=\"bar\" data-group=\"([^\"]*)\" data-series=\"([^\"]*)\" data-value=\"([^\"]*)\" x=\"[0-9.]+\" "
+      "<rect class=\"bar\" data-group=\"([^\"]*)\" data-series=\"([^\"]*)\" "
+      "data-value=\"([^\"]*)\" x=\"[0-9.]+\" "
       "y=\"([0-9.]+)\" width=\"[0-9.]+\" height=\"([0-9.]+)\"");
-  std::map<std::string, std::vector<std::pair<double, double>>> by_group;  // group -> (value, height)
-  for (auto it = std::sregex_iterator(html.begin(), html.end(), bar); it != std::sregex_iterator(); ++it) {
+  std::map<std::string, std::vector<std::pair<double, double>>>
+      by_group;  // group -> (value, height)
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), bar); it != std::sregex_iterator();
+       ++it) {
     by_group[(*it)[1]].emplace_back(std::stod((*it)[3]), std::stod((*it)[5]));
   }
   ASSERT_EQ(by_group.size(), 3u) << "kv_subs, kv_math and bleu";
@@ -111,7 +124,8 @@ TEST_F(ReportHtmlTest, BarHeightsAreProportionalToValues) {
     }
     ASSERT_GT(pixels_per_unit, 0) << group;
     for (const auto& [value, height] : bars) {
-      EXPECT_NEAR(height, value * pixels_per_unit, 0.11) << group << " value " << value;  // 0.1 px rounding
+      EXPECT_NEAR(height, value * pixels_per_unit, 0.11)
+          << group << " value " << value;  // 0.1 px rounding
     }
   }
   // The accuracy bars share one [0, 1] axis 220 px tall.
@@ -127,7 +141,8 @@ TEST_F(ReportHtmlTest, MissingOptionalFilesAreSaidPlainly) {
   EXPECT_NE(html.find("No <code>transcripts.jsonl</code>"), std::string::npos);
   EXPECT_NE(html.find("No <code>attention.jsonl</code>"), std::string::npos);
   EXPECT_NE(html.find("No <code>config.yaml</code>"), std::string::npos);
-  EXPECT_NE(html.find("class=\"chart bar-chart\""), std::string::npos) << "the scores are still drawn";
+  EXPECT_NE(html.find("class=\"chart bar-chart\""), std::string::npos)
+      << "the scores are still drawn";
 }
 
 TEST_F(ReportHtmlTest, WritesReportHtmlAtomically) {
@@ -137,12 +152,14 @@ TEST_F(ReportHtmlTest, WritesReportHtmlAtomically) {
   EXPECT_EQ(read_text(written), render_report_html(root_));
   size_t files = 0;
   for (const auto& entry : fs::directory_iterator(root_)) files += entry.is_regular_file();
-  EXPECT_EQ(files, 5u) << "report.json, config.yaml, transcripts, attention and report.html; no temporary left";
+  EXPECT_EQ(files, 5u)
+      << "report.json, config.yaml, transcripts, attention and report.html; no temporary left";
 }
 
 TEST_F(ReportHtmlTest, MalformedReportJsonNamesFileAndLine) {
   write_fixture_run(root_);
-  write_text(root_ / "report.json", "{\n  \"experiment\": \"kv_arithmetic\",\n  \"systems\": [,]\n}\n");
+  write_text(root_ / "report.json",
+             "{\n  \"experiment\": \"kv_arithmetic\",\n  \"systems\": [,]\n}\n");
   const std::string message = render_error(root_);
   EXPECT_NE(message.find((root_ / "report.json").string() + ":3:"), std::string::npos) << message;
   EXPECT_NE(message.find("not valid JSON"), std::string::npos) << message;
@@ -150,10 +167,13 @@ TEST_F(ReportHtmlTest, MalformedReportJsonNamesFileAndLine) {
 
 TEST_F(ReportHtmlTest, WrongShapeNamesTheKey) {
   write_fixture_run(root_);
-  write_text(root_ / "report.json",
-             R"({"systems": [{"name": "a", "metrics": {"em": {"value": 1}}}, {"name": "b", "metrics": {"em": {"value": "high"}}}]})");
+  write_text(
+      root_ / "report.json",
+      R"({"systems": [{"name": "a", "metrics": {"em": {"value": 1}}}, {"name": "b", "metrics": {"em": {"value": "high"}}}]})");
   std::string message = render_error(root_);
-  EXPECT_NE(message.find("report.json: systems[1].metrics.em.value: expected a number, got \"high\""), std::string::npos)
+  EXPECT_NE(
+      message.find("report.json: systems[1].metrics.em.value: expected a number, got \"high\""),
+      std::string::npos)
       << message;
   write_text(root_ / "report.json", R"({"experiment": "kv_arithmetic"})");
   message = render_error(root_);
@@ -162,20 +182,29 @@ TEST_F(ReportHtmlTest, WrongShapeNamesTheKey) {
 
 TEST_F(ReportHtmlTest, MalformedJsonLinesNameFileAndLine) {
   write_fixture_run(root_);
-  write_text(root_ / "transcripts.jsonl", "{\"system\": \"a\", \"set\": \"s\", \"input\": \"i\", \"target\": \"t\", \"output\": \"o\"}\n{oops\n");
+  write_text(root_ / "transcripts.jsonl",
+             "{\"system\": \"a\", \"set\": \"s\", \"input\": \"i\", \"target\": \"t\", \"output\": "
+             "\"o\"}\n{oops\n");
   std::string message = render_error(root_);
   EXPECT_NE(message.find("transcripts.jsonl:2: not valid JSON"), std::string::npos) << message;
 
   fs::remove(root_ / "transcripts.jsonl");
-  write_text(root_ / "attention.jsonl",
-             R"({"system": "t", "query_tokens": ["a"], "key_tokens": ["x", "y"], "weights": [[0.5]]})" "\n");
+  write_text(
+      root_ / "attention.jsonl",
+      R"({"system": "t", "query_tokens": ["a"], "key_tokens": ["x", "y"], "weights": [[0.5]]})"
+      "\n");
   message = render_error(root_);
-  EXPECT_NE(message.find("attention.jsonl:1: weights[0]: expected a row of 2 numbers"), std::string::npos) << message;
+  EXPECT_NE(message.find("attention.jsonl:1: weights[0]: expected a row of 2 numbers"),
+            std::string::npos)
+      << message;
 
   fs::remove(root_ / "attention.jsonl");
-  write_text(root_ / "teams" / "fusion" / "metrics.jsonl", "{\"step\": \"ten\", \"split\": \"train\"}\n");
+  write_text(root_ / "teams" / "fusion" / "metrics.jsonl",
+             "{\"step\": \"ten\", \"split\": \"train\"}\n");
   message = render_error(root_);
-  EXPECT_NE(message.find("teams/fusion/metrics.jsonl:1: step: expected an integer"), std::string::npos) << message;
+  EXPECT_NE(message.find("teams/fusion/metrics.jsonl:1: step: expected an integer"),
+            std::string::npos)
+      << message;
 }
 
 TEST_F(ReportHtmlTest, MissingFolderOrReportIsAnError) {

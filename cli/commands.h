@@ -23,4 +23,7 @@ void add_train_command(CLI::App& app);
 // `chorus pretrain CONFIG --out DIR`: train a small agent from scratch.
 void add_pretrain_command(CLI::App& app);
 
+// `chorus eval RUN_FOLDER|CONFIG [--html-only]`: evaluate a run again and write report.html.
+void add_eval_command(CLI::App& app);
+
 }  // namespace chorus::cli

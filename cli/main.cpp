@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   chorus::cli::add_generate_command(app);
   chorus::cli::add_train_command(app);
   chorus::cli::add_pretrain_command(app);
+  chorus::cli::add_eval_command(app);
 
   try {
     app.parse(argc, argv);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/experiment_runs.h"
 #include "common/error.h"
 #include "train/config.h"
 #include "train/kv_agents.h"
@@ -63,6 +64,7 @@ void add_train_command(CLI::App& app) {
     (void)kind;
     const auto report = train::run_kv_arithmetic_experiment(config, run);
     std::cout << "report: " << report.string() << "\n";
+    write_html_after_training(run.folder);
   });
 }
 

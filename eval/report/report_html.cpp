@@ -31,6 +31,13 @@ std::string read_text(const fs::path& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+// "<table class=...><thead><tr><th>..</th>...</tr></thead><tbody>"
+std::string table_start(const std::string& css_class, const std::vector<std::string>& headers) {
+  std::string html = "<table class=\"" + css_class + "\"><thead><tr>";
+  for (const auto& h : headers) html += "<th>" + html_escape(h) + "</th>";
+  return html + "</tr></thead><tbody>";
+}
+
 std::string code(const std::string& text) { return "<code>" + html_escape(text) + "</code>"; }
 
 // A sentence saying that an optional input is absent and what would fill the section.
@@ -109,9 +116,8 @@ void write_overview(std::ostringstream& out, const fs::path& folder, const RunRe
   if (report.phases.empty()) {
     out << absent("report.json records no phases (wall time per phase).");
   } else {
-    out << "<details open><summary>Phases</summary><table "
-           "class=\"phases\"><thead><tr><th>phase</th><th>wall time</th>"
-        << "<th>details</th></tr></thead><tbody>";
+    out << "<details open><summary>Phases</summary>"
+        << table_start("phases", {"phase", "wall time", "details"});
     for (const auto& phase : report.phases) {
       out << "<tr><td>" << html_escape(phase.name) << "</td><td class=\"num\">"
           << (phase.seconds ? format_seconds(*phase.seconds) : "") << "</td><td>"
@@ -208,10 +214,8 @@ void write_scores(std::ostringstream& out, const RunReport& report) {
   if (report.comparisons.empty()) {
     out << absent("report.json has no paired comparisons.");
   } else {
-    out << "<table "
-           "class=\"comparisons\"><thead><tr><th>system</th><th>baseline</th><th>metric</"
-           "th><th>difference</th>"
-        << "<th>p-value</th><th>test</th></tr></thead><tbody>";
+    out << table_start("comparisons",
+                       {"system", "baseline", "metric", "difference", "p-value", "test"});
     for (const auto& c : report.comparisons) {
       const bool significant = c.p_value < 0.05;
       out << "<tr" << (significant ? " class=\"significant\"" : "") << "><td>"
@@ -275,9 +279,8 @@ void write_costs(std::ostringstream& out, const RunReport& report) {
   if (costed.empty()) {
     out << absent(
         "report.json records no cost per system (expected <code>systems[i].cost</code> = "
-        "{agent_calls, "
-        "tokens_in, tokens_out, flops, seconds}, means per example), so there is no "
-        "accuracy\u2013cost plot.");
+        "{agent_calls, tokens_in, tokens_out, flops, seconds}, means per example), so there "
+        "is no accuracy\u2013cost plot.");
   } else {
     out << "<p>Mean cost per example. Each plot puts a metric against <code>" << html_escape(axis)
         << "</code>; up and to the left is better.</p>";
@@ -381,9 +384,9 @@ void write_training(std::ostringstream& out, const std::vector<MetricsLogFile>& 
   out << "<section id=\"training\"><h2>Training curves</h2>";
   if (logs.empty()) {
     out << absent(
-               "No <code>metrics.jsonl</code> under the run folder (trainers write one per phase, "
-               "e.g. "
-               "<code>pretrain/&lt;agent&gt;/</code> and <code>teams/&lt;team&gt;/</code>).")
+               "No <code>metrics.jsonl</code> under the run folder (trainers write one per "
+               "phase, e.g. <code>pretrain/&lt;agent&gt;/</code> and "
+               "<code>teams/&lt;team&gt;/</code>).")
         << "</section>";
     return;
   }
@@ -502,9 +505,8 @@ void write_examples(std::ostringstream& out, const fs::path& file) {
     out << absent("<code>transcripts.jsonl</code> is empty.") << "</section>";
     return;
   }
-  out << "<p>Outputs recorded in <code>transcripts.jsonl</code>. Words of a wrong output that do "
-         "not match the target "
-         "are <mark>marked</mark>.</p><div class=\"controls\">";
+  out << "<p>Outputs recorded in <code>transcripts.jsonl</code>. Words of a wrong output that "
+         "do not match the target are <mark>marked</mark>.</p><div class=\"controls\">";
   write_select(out, "example-system", "system",
                distinct(lines, [](const auto& l) { return l.system; }));
   write_select(out, "example-set", "set", distinct(lines, [](const auto& l) { return l.set; }));
@@ -514,10 +516,7 @@ void write_examples(std::ostringstream& out, const fs::path& file) {
     out << "<p class=\"note\">Showing the first " << kMaxExamples << " of " << lines.size()
         << " lines.</p>";
   }
-  out << "<table "
-         "class=\"examples\"><thead><tr><th>system</th><th>set</th><th>input</th><th>target</"
-         "th><th>output</th>"
-      << "<th></th></tr></thead><tbody>";
+  out << table_start("examples", {"system", "set", "input", "target", "output", ""});
   for (size_t i = 0; i < lines.size() && i < kMaxExamples; ++i) {
     const auto& l = lines[i];
     const bool correct = l.correct.value_or(l.output == l.target);

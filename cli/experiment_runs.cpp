@@ -1,0 +1,37 @@
+// Running experiments from configs, shared by `chorus train` and `chorus eval`.
+#include "cli/experiment_runs.h"
+
+#include <ctime>
+#include <iostream>
+
+#include "common/error.h"
+#include "eval/report/report_html.h"
+
+namespace chorus::cli {
+
+std::filesystem::path timestamped_run_folder(const std::string& config) {
+  char stamp[32];
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &utc);
+  return std::filesystem::path("runs") /
+         (std::filesystem::path(config).stem().string() + "-" + stamp);
+}
+
+std::filesystem::path run_experiment(const train::Config& config, const train::ExperimentRun& run) {
+  config.root().get_choice("experiment", {"kv_arithmetic"});
+  return train::run_kv_arithmetic_experiment(config, run);
+}
+
+void write_html_after_training(const std::filesystem::path& run_folder) {
+  try {
+    const auto page = eval::report::write_report_html(run_folder);
+    std::cout << "report.html: " << page.string() << "\n";
+  } catch (const Error& e) {
+    std::cerr << "chorus: warning: report.html not written: " << e.what()
+              << "\n  (retry with: chorus eval " << run_folder.string() << " --html-only)\n";
+  }
+}
+
+}  // namespace chorus::cli

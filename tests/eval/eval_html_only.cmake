@@ -1,0 +1,20 @@
+# `chorus eval RUN --html-only` on a copy of a hand-made run folder: exit 0, both paths printed,
+# report.html written with every section and the fixture's text escaped.
+file(REMOVE_RECURSE ${WORK})
+file(COPY ${FIXTURE}/ DESTINATION ${WORK})
+execute_process(COMMAND ${PROGRAM} eval ${WORK} --html-only RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "chorus eval --html-only exited ${rc}:\n${out}${err}")
+endif()
+if(NOT out MATCHES "report: [^\n]*report\\.json\nreport\\.html: [^\n]*report\\.html")
+  message(FATAL_ERROR "chorus eval did not say where report.json and report.html are:\n${out}")
+endif()
+file(READ ${WORK}/report.html html)
+foreach(expected "id=\"scores\"" "id=\"training\"" "id=\"examples\"" "id=\"attention\"" "class=\"chart bar-chart\""
+                 "class=\"chart heatmap\"" "31 &lt; <mark>9</mark> &amp; &quot;x&quot;" "No <code>config.yaml</code>")
+  string(FIND "${html}" "${expected}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "report.html lacks '${expected}'")
+  endif()
+endforeach()
+message(STATUS "report.html written (${WORK})")

@@ -1,0 +1,830 @@
+// The router experiment: a task mix over the key-value world, arms built from frozen agents, one
+// router trained per lambda, evaluated against every fixed arm, the best single agent and an
+// oracle.
+#include "train/kv_router.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "collab/agent.h"
+#include "collab/cost.h"
+#include "collab/responder.h"
+#include "collab/router.h"
+#include "collab/voting.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "eval/metrics/significance.h"
+#include "train/kv_agents.h"
+#include "train/seq2seq_training.h"
+
+namespace chorus::train {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The sets a request may come from, as the quickstart names its evaluation sets.
+const std::vector<std::string> kSets = {"kv_subs", "num_math", "kv_math_heldout", "kv_math_train"};
+
+// The request's instruction: KV-SUBS asks for a rewrite, the others for a value. KV-SUBS and
+// KV-MATH share their expressions, so without it no one could tell them apart; agents see the
+// expression only.
+bool is_rewrite(size_t set) { return set == 0; }
+
+enum class ArmKind { agent, pipeline, vote };
+
+struct ArmSpec {
+  std::string name;
+  ArmKind kind = ArmKind::agent;
+  std::vector<std::string> agents;  // in order: the pipeline's stages, the vote's participants
+  collab::VoteRule rule = collab::VoteRule::log_prob_weighted;
+  bool multi_agent() const { return agents.size() > 1; }
+};
+
+std::string describe(const ArmSpec& arm) {
+  std::string names;
+  for (const auto& a : arm.agents)
+    names += (names.empty() ? "" : arm.kind == ArmKind::pipeline ? " -> " : ", ") + a;
+  switch (arm.kind) {
+    case ArmKind::agent:
+      return "agent '" + names + "' alone";
+    case ArmKind::pipeline:
+      return "text pipeline " + names + " (each stage reads the previous stage's answer)";
+    case ArmKind::vote:
+      return "vote (" + collab::to_string(arm.rule) + ") over " + names;
+  }
+  return names;
+}
+
+struct Plan {
+  uint64_t seed = 0;
+  int threads = 0;
+  bool parallel = true;
+  KvArithmeticOptions world;
+  fs::path cache;
+  std::vector<KvAgentSpec> agents;
+  std::vector<double> mix;  // weight per kSets entry
+  std::vector<ArmSpec> arms;
+  std::string cost_measure = "flops";
+  std::vector<double> lambdas;
+  collab::RouterOptions policy;
+  collab::RouterTrainingOptions training;
+  int64_t train_examples = 2000, validation_examples = 500, test_examples = 1000;
+  int64_t bootstrap_resamples = 1000;
+  int64_t transcript_examples = 20;
+  double target_score_fraction = 0.95, target_cost_fraction = 0.60;
+};
+
+std::vector<ArmSpec> read_arms(const Config& config, const ConfigView& router, const Plan& p) {
+  const auto arms = router.child_or_empty("arms");
+  CHORUS_CHECK(
+      !arms.keys().empty(), config.origin("router.arms"),
+      ": router.arms: a router needs at least one arm (e.g. kv: {kind: agent, agents: [kv]})");
+  std::vector<ArmSpec> out;
+  for (const auto& name : arms.keys()) {
+    const auto view = arms.child(name);
+    const auto where = "router.arms." + name + ".agents";
+    ArmSpec arm;
+    arm.name = name;
+    const auto kind = view.get_choice("kind", {"agent", "pipeline", "vote"});
+    arm.kind = kind == "agent"      ? ArmKind::agent
+               : kind == "pipeline" ? ArmKind::pipeline
+                                    : ArmKind::vote;
+    arm.agents = view.get<std::vector<std::string>>("agents");
+    CHORUS_CHECK(!arm.agents.empty(), config.origin(where), ": ", where,
+                 ": an arm needs at least one agent");
+    if (arm.kind == ArmKind::agent) {
+      CHORUS_CHECK(arm.agents.size() == 1, config.origin(where), ": ", where,
+                   ": an arm of kind agent has exactly one agent, got ", arm.agents.size());
+    } else {
+      CHORUS_CHECK(arm.agents.size() >= 2, config.origin(where), ": ", where, ": an arm of kind ",
+                   kind, " needs at least two agents, got ", arm.agents.size());
+    }
+    for (const auto& agent : arm.agents) {
+      const bool known = std::any_of(p.agents.begin(), p.agents.end(),
+                                     [&](const auto& a) { return a.name == agent; });
+      if (known) continue;
+      std::string names;
+      for (const auto& a : p.agents) names += (names.empty() ? "" : ", ") + a.name;
+      throw Error(config.origin(where) + ": " + where + ": no agent called '" + agent +
+                  "' (agents: " + names + ")");
+    }
+    if (arm.kind == ArmKind::vote) {
+      arm.rule = collab::vote_rule_from_string(
+          view.get_choice("rule", {"majority", "log_prob"}, std::string("log_prob")));
+    }
+    out.push_back(std::move(arm));
+  }
+  return out;
+}
+
+Plan read_plan(const Config& config) {
+  const auto root = config.root();
+  Plan p;
+  root.get_choice("experiment", {"kv_router"});
+  p.seed = static_cast<uint64_t>(root.get_int("seed", 0, 0));
+  p.threads = static_cast<int>(root.get_int("threads", 0, 0, 1024));
+  p.parallel = root.get<bool>("parallel", true);
+  p.world = read_world(root.child_or_empty("world"), p.seed);
+  const auto cache = root.get<std::string>("cache_dir", std::string());
+  p.cache = cache.empty() ? default_agent_cache() : root.get_path("cache_dir", false);
+  const auto agents = root.child("agents");
+  for (const auto& name : agents.keys())
+    p.agents.push_back(read_kv_agent(agents.child(name), name, p.seed));
+  CHORUS_CHECK(!p.agents.empty(), config.origin("agents"), ": agents: expected at least one agent");
+  // The quickstart's own sections: a config that includes the quickstart sets them to ~.
+  for (const char* unused : {"teams", "pipeline", "evaluation"}) {
+    CHORUS_CHECK(
+        !root.has(unused), config.origin(unused), ": ", unused,
+        ": the kv_router experiment does not read it"
+        " (set it to ~ when including the quickstart; the router's settings live under router:)");
+    root.child_or_empty(unused);
+  }
+
+  const auto router = root.child("router");
+  const auto mix = router.child_or_empty("mix");
+  for (const auto& set : kSets)
+    p.mix.push_back(mix.get_double(set, mix.keys().empty() ? 1.0 : 0.0, 0.0));
+  CHORUS_CHECK(std::accumulate(p.mix.begin(), p.mix.end(), 0.0) > 0, config.origin("router.mix"),
+               ": router.mix: at least one set needs a positive weight");
+  p.arms = read_arms(config, router, p);
+  p.cost_measure = router.child_or_empty("cost").get_choice(
+      "measure", {"agent_calls", "tokens", "flops"}, std::string("flops"));
+  p.lambdas = router.get<std::vector<double>>("lambdas");
+  CHORUS_CHECK(!p.lambdas.empty(), config.origin("router.lambdas"),
+               ": router.lambdas: expected at least one lambda (e.g. [0, 0.2, 0.5])");
+  for (double lambda : p.lambdas) {
+    CHORUS_CHECK(lambda >= 0, config.origin("router.lambdas"),
+                 ": router.lambdas: expected lambdas >= 0, got ", lambda);
+  }
+  const auto policy = router.child_or_empty("policy");
+  p.policy.embedding_dim = policy.get_int("embedding_dim", 32, 1);
+  p.policy.hidden_dim = policy.get_int("hidden_dim", 64, 1);
+  const auto t = router.child_or_empty("train");
+  auto& o = p.training;
+  o.objective = collab::policy_objective_from_string(
+      t.get_choice("objective", {"reinforce", "ppo"}, std::string("reinforce")));
+  o.steps = t.get_int("steps", 400, 1);
+  o.batch_size = t.get_int("batch_size", 64, 1);
+  o.learning_rate = t.get_double("learning_rate", 1e-2, 1e-12);
+  o.entropy_bonus = t.get_double("entropy_bonus", 0.01, 0.0);
+  o.value_weight = t.get_double("value_weight", 0.5, 0.0);
+  o.ppo_epochs = t.get_int("ppo_epochs", 4, 1);
+  o.ppo_clip = t.get_double("ppo_clip", 0.2, 1e-6, 0.999);
+  const auto examples = router.child_or_empty("examples");
+  p.train_examples = examples.get_int("train", 2000, 1);
+  p.validation_examples = examples.get_int("validation", 500, 1);
+  p.test_examples = examples.get_int("test", 1000, 1);
+  p.bootstrap_resamples = router.get_int("bootstrap_resamples", 1000, 10);
+  p.transcript_examples = router.get_int("transcript_examples", 20, 0);
+  const auto target = router.child_or_empty("target");
+  p.target_score_fraction = target.get_double("score_fraction", 0.95, 0.0, 1.0);
+  p.target_cost_fraction = target.get_double("cost_fraction", 0.60, 0.0, 1.0);
+  config.check_all_keys_used();
+  return p;
+}
+
+// Runs `jobs` side by side, one intra-op thread each (small models), or in turn.
+void run_jobs(const std::vector<std::function<void()>>& jobs, bool parallel) {
+  if (!parallel || jobs.size() < 2) {
+    for (const auto& job : jobs) job();
+    return;
+  }
+  const int threads = at::get_num_threads();
+  std::vector<std::exception_ptr> errors(jobs.size());
+  std::vector<std::thread> workers;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    workers.emplace_back([&, i] {
+      try {
+        at::set_num_threads(1);
+        jobs[i]();
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  at::set_num_threads(threads);
+  for (auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+}
+
+// --- Requests ------------------------------------------------------------------------------------
+
+struct Request {
+  KvExample example;
+  size_t set = 0;  // index into kSets
+};
+
+std::vector<Request> draw_requests(const KvArithmetic& world, const std::vector<double>& mix,
+                                   int64_t count, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::discrete_distribution<size_t> pick(mix.begin(), mix.end());
+  const KvSampling any{}, heldout{0.0, 0.0, KeySet::heldout}, train_keys{0.0, 0.0, KeySet::train};
+  std::vector<Request> out;
+  for (int64_t i = 0; i < count; ++i) {
+    Request r;
+    r.set = pick(rng);
+    const KvTask task = r.set == 0   ? KvTask::kv_subs
+                        : r.set == 1 ? KvTask::num_math
+                                     : KvTask::kv_math;
+    r.example = world.sample(task, r.set == 2 ? heldout : r.set == 3 ? train_keys : any, rng);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// The router's view of requests: the instruction (two ids after the world's vocabulary) and the
+// expression's tokens, padded. Nothing an agent computed.
+struct Features {
+  torch::Tensor ids, mask;
+  std::vector<int64_t> tokens;  // per request
+};
+
+Features router_features(const KvArithmetic& world, const std::vector<Request>& requests) {
+  const int64_t vocab = world.tokenizer().vocab_size();
+  std::vector<std::vector<int64_t>> rows;
+  size_t width = 1;
+  for (const auto& r : requests) {
+    std::vector<int64_t> row = {vocab + (is_rewrite(r.set) ? 0 : 1)};
+    for (auto id : world.tokenizer().encode(r.example.input, false)) row.push_back(id);
+    width = std::max(width, row.size());
+    rows.push_back(std::move(row));
+  }
+  const auto n = static_cast<int64_t>(rows.size());
+  Features f;
+  f.ids = torch::zeros({n, static_cast<int64_t>(width)}, torch::kInt64);
+  f.mask = torch::zeros({n, static_cast<int64_t>(width)}, torch::kInt64);
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& row = rows[static_cast<size_t>(i)];
+    for (size_t j = 0; j < row.size(); ++j) {
+      f.ids.index_put_({i, static_cast<int64_t>(j)}, row[j]);
+      f.mask.index_put_({i, static_cast<int64_t>(j)}, 1);
+    }
+    f.tokens.push_back(static_cast<int64_t>(row.size()));
+  }
+  return f;
+}
+
+// --- Arms ----------------------------------------------------------------------------------------
+
+// What an arm produced for some requests: one answer and one cost each.
+struct ArmOutputs {
+  std::vector<std::string> answers;
+  std::vector<collab::ComputeCost> costs;
+};
+
+class ArmRunner {
+ public:
+  explicit ArmRunner(const std::map<std::string, collab::Agent>& agents) {
+    for (const auto& [name, agent] : agents) {
+      responders_.emplace(
+          name, std::make_unique<collab::AgentResponder>(agent, collab::greedy_generation(8)));
+    }
+  }
+
+  // Runs `arm` on `inputs` only; the time taken is spread evenly over them.
+  ArmOutputs run(const ArmSpec& arm, const std::vector<std::string>& inputs) {
+    const auto start = Clock::now();
+    ArmOutputs out;
+    out.costs.resize(inputs.size());
+    if (arm.kind == ArmKind::vote) {
+      std::vector<std::vector<collab::Response>> answers;
+      for (const auto& agent : arm.agents) answers.push_back(ask(agent, inputs, out.costs));
+      collab::VotingOptions options;
+      options.rule = arm.rule;
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        std::vector<collab::Candidate> candidates;
+        for (size_t a = 0; a < arm.agents.size(); ++a)
+          candidates.push_back({arm.agents[a], answers[a][i]});
+        out.answers.push_back(collab::vote(candidates, options).answer);
+      }
+    } else {  // an agent alone is a pipeline of one stage
+      out.answers = inputs;
+      for (const auto& agent : arm.agents) {
+        const auto answers = ask(agent, out.answers, out.costs);
+        for (size_t i = 0; i < answers.size(); ++i) out.answers[i] = answers[i].text;
+      }
+    }
+    const double seconds = inputs.empty() ? 0.0 : since(start) / static_cast<double>(inputs.size());
+    for (auto& c : out.costs) c.seconds = seconds;
+    return out;
+  }
+
+ private:
+  // The agent's answers to `prompts`, in batches; each call's cost is added to `costs`.
+  std::vector<collab::Response> ask(const std::string& name,
+                                    const std::vector<std::string>& prompts,
+                                    std::vector<collab::ComputeCost>& costs) {
+    auto& responder = *responders_.at(name);
+    const auto& agent = responder.agent();
+    std::vector<collab::Response> out;
+    constexpr size_t batch = 250;
+    for (size_t start = 0; start < prompts.size(); start += batch) {
+      const std::vector<std::string> part(
+          prompts.begin() + static_cast<std::ptrdiff_t>(start),
+          prompts.begin() + static_cast<std::ptrdiff_t>(std::min(prompts.size(), start + batch)));
+      for (auto& r : responder.respond(part)) out.push_back(std::move(r));
+    }
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const auto tokens_in =
+          static_cast<int64_t>(agent.tokenizer->encode(agent.prompt(prompts[i]), true).size());
+      costs[i] += collab::seq2seq_call_cost(*agent.model, tokens_in, out[i].tokens);
+    }
+    return out;
+  }
+
+  std::map<std::string, std::unique_ptr<collab::AgentResponder>> responders_;
+};
+
+std::vector<std::string> inputs_of(const std::vector<Request>& requests) {
+  std::vector<std::string> out;
+  for (const auto& r : requests) out.push_back(r.example.input);
+  return out;
+}
+
+// --- Scores and reports --------------------------------------------------------------------------
+
+// A system's answers to the test requests and what each cost.
+struct SystemResult {
+  std::string name;
+  std::string description;
+  std::vector<std::string> answers;
+  std::vector<collab::ComputeCost> costs;
+  std::vector<int64_t> arms;  // the arm that answered each request (-1: not an arm's answer)
+};
+
+std::vector<double> correct(const std::vector<std::string>& answers,
+                            const std::vector<Request>& requests) {
+  std::vector<double> out;
+  for (size_t i = 0; i < answers.size(); ++i)
+    out.push_back(answers[i] == requests[i].example.target ? 1.0 : 0.0);
+  return out;
+}
+
+double mean(const std::vector<double>& values) {
+  return values.empty() ? 0.0
+                        : std::accumulate(values.begin(), values.end(), 0.0) /
+                              static_cast<double>(values.size());
+}
+
+collab::ComputeCost mean_cost(const std::vector<collab::ComputeCost>& costs) {
+  collab::ComputeCost total;
+  for (const auto& c : costs) total += c;
+  return costs.empty() ? total : total.per_example(static_cast<double>(costs.size()));
+}
+
+class Scorer {
+ public:
+  Scorer(const std::vector<Request>& requests, int64_t resamples, uint64_t seed)
+      : requests_(requests) {
+    bootstrap_.resamples = static_cast<int>(resamples);
+    bootstrap_.seed = 12345 + seed;
+  }
+
+  // {value, ci95, ci_half_width, n} of exact match over the requests where `keep` holds.
+  nlohmann::json metric(const std::vector<double>& hits,
+                        const std::function<bool(size_t)>& keep) const {
+    eval::SegmentStatistics stats;
+    stats.width = 2;
+    for (size_t i = 0; i < hits.size(); ++i) {
+      if (keep(i)) stats.append({hits[i], 1.0});
+    }
+    const auto n = stats.segments();
+    if (n == 0)
+      return {{"value", nullptr}, {"ci95", nullptr}, {"ci_half_width", nullptr}, {"n", 0}};
+    const eval::ScoreFromTotals fraction = [](const std::vector<double>& t) {
+      return t[1] > 0 ? t[0] / t[1] : 0.0;
+    };
+    const auto ci = eval::bootstrap_confidence_interval(stats, fraction, bootstrap_);
+    return {{"value", ci.score},
+            {"ci95", {ci.low, ci.high}},
+            {"ci_half_width", ci.half_width},
+            {"n", n}};
+  }
+
+  // exact_match over the whole mix, then over each set of it.
+  nlohmann::json metrics(const std::vector<std::string>& answers) const {
+    const auto hits = correct(answers, requests_);
+    nlohmann::json out = {{"exact_match", metric(hits, [](size_t) { return true; })}};
+    for (size_t s = 0; s < kSets.size(); ++s) {
+      out[kSets[s]] = metric(hits, [&](size_t i) { return requests_[i].set == s; });
+    }
+    return out;
+  }
+
+ private:
+  const std::vector<Request>& requests_;
+  eval::BootstrapParams bootstrap_;
+};
+
+nlohmann::json arm_fractions(const std::vector<int64_t>& chosen, const std::vector<ArmSpec>& arms) {
+  nlohmann::json out = nlohmann::json::object();
+  for (size_t a = 0; a < arms.size(); ++a) {
+    const auto n = std::count(chosen.begin(), chosen.end(), static_cast<int64_t>(a));
+    out[arms[a].name] =
+        chosen.empty() ? 0.0 : static_cast<double>(n) / static_cast<double>(chosen.size());
+  }
+  return out;
+}
+
+std::string lambda_name(double lambda) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", lambda);
+  return text;
+}
+
+// Outputs of every arm on every request (precomputed on training and validation requests only).
+std::vector<ArmOutputs> run_every_arm(ArmRunner& runner, const std::vector<ArmSpec>& arms,
+                                      const std::vector<Request>& requests) {
+  std::vector<ArmOutputs> out;
+  const auto inputs = inputs_of(requests);
+  for (const auto& arm : arms) out.push_back(runner.run(arm, inputs));
+  return out;
+}
+
+// reward[i][a] = exact match of arm a on request i - lambda * its cost / `scale`.
+torch::Tensor reward_matrix(const std::vector<ArmOutputs>& outputs,
+                            const std::vector<Request>& requests, const std::string& measure,
+                            double scale, double lambda) {
+  const auto n = static_cast<int64_t>(requests.size()), arms = static_cast<int64_t>(outputs.size());
+  auto rewards = torch::zeros({n, arms}, torch::kFloat32);
+  auto r = rewards.accessor<float, 2>();
+  for (int64_t a = 0; a < arms; ++a) {
+    const auto hits = correct(outputs[static_cast<size_t>(a)].answers, requests);
+    for (int64_t i = 0; i < n; ++i) {
+      const double cost =
+          outputs[static_cast<size_t>(a)].costs[static_cast<size_t>(i)].measure(measure);
+      r[i][a] = static_cast<float>(hits[static_cast<size_t>(i)] - lambda * cost / scale);
+    }
+  }
+  return rewards;
+}
+
+}  // namespace
+
+std::filesystem::path run_kv_router_experiment(const Config& config, const ExperimentRun& run) {
+  const auto total_start = Clock::now();
+  const auto plan = read_plan(config);  // every config error surfaces here, before any work
+  if (run.mode == RunMode::resume) {
+    CHORUS_CHECK(fs::is_regular_file(config_path(run.folder)), "cannot resume: '",
+                 run.folder.string(), "' holds no run (no config.yaml); start it without --resume");
+  } else {
+    prepare_run_folder(run.folder, run.mode);
+  }
+  save_resolved_config(run.folder, config.to_yaml());
+  if (plan.threads > 0) at::set_num_threads(plan.threads);
+  auto say = [&](const std::string& line) {
+    if (!run.quiet) std::cerr << line << std::endl;
+  };
+  nlohmann::json phases = nlohmann::json::object();
+
+  // 1. The agents, from the cache the quickstart fills (trained here when absent). A resumed run
+  // continues their training; the phases after it are deterministic and take seconds, so they
+  // rerun.
+  const KvArithmetic world(plan.world);
+  auto phase_start = Clock::now();
+  std::vector<PretrainResult> pretrained(plan.agents.size());
+  std::vector<std::function<void()>> jobs;
+  for (size_t i = 0; i < plan.agents.size(); ++i) {
+    jobs.push_back([&, i] {
+      auto spec = plan.agents[i];
+      spec.trainer.show_progress = !run.quiet;
+      spec.trainer.plain_progress = plan.parallel;
+      const auto folder = plan.cache / (spec.name + "-" + spec.fingerprint(plan.world));
+      pretrained[i] = pretrain_kv_agent(world, spec, folder, run.folder / "pretrain" / spec.name,
+                                        run.mode == RunMode::resume);
+    });
+  }
+  say("pretraining " + std::to_string(plan.agents.size()) +
+      " agents (cache: " + plan.cache.string() + ")");
+  run_jobs(jobs, plan.parallel);
+  std::map<std::string, collab::Agent> agents;
+  for (size_t i = 0; i < plan.agents.size(); ++i) {
+    say("  agent " + plan.agents[i].name + ": " +
+        (pretrained[i].cached ? "from the cache" : "trained") + ", exact match on its task " +
+        std::to_string(pretrained[i].exact_match));
+    agents.emplace(
+        plan.agents[i].name,
+        collab::load_agent(plan.agents[i].name, pretrained[i].folder, plan.agents[i].role));
+  }
+  phases["pretrain"] = {{"seconds", since(phase_start)}};
+
+  // 2. Requests, and every arm on the training and validation requests (computed once: training
+  // then reads only the sampled arm's reward from this table).
+  torch::NoGradGuard no_grad;
+  const auto train_requests =
+      draw_requests(world, plan.mix, plan.train_examples, stream_seed(plan.seed, 1, 0x2047E));
+  const auto validation_requests =
+      draw_requests(world, plan.mix, plan.validation_examples, stream_seed(plan.seed, 2, 0x2047E));
+  const auto test_requests =
+      draw_requests(world, plan.mix, plan.test_examples, stream_seed(plan.seed, 3, 0x2047E));
+  ArmRunner runner(agents);
+  phase_start = Clock::now();
+  say("running " + std::to_string(plan.arms.size()) + " arms on " +
+      std::to_string(train_requests.size()) + " training and " +
+      std::to_string(validation_requests.size()) + " validation requests");
+  const auto train_outputs = run_every_arm(runner, plan.arms, train_requests);
+  const auto validation_outputs = run_every_arm(runner, plan.arms, validation_requests);
+  double cost_scale = 0;  // the most expensive arm's mean cost on the training requests
+  for (const auto& o : train_outputs)
+    cost_scale = std::max(cost_scale, mean_cost(o.costs).measure(plan.cost_measure));
+  CHORUS_CHECK(cost_scale > 0, "router: every arm costs 0 ", plan.cost_measure,
+               " on the training requests");
+  phases["arms_on_training_requests"] = {{"seconds", since(phase_start)}};
+
+  // 3. Fixed systems on the test requests: every arm alone, the best single agent (chosen on the
+  // validation requests) and the oracle (per request the cheapest correct arm: an upper bound).
+  phase_start = Clock::now();
+  const Scorer scorer(test_requests, plan.bootstrap_resamples, plan.seed);
+  const auto test_inputs = inputs_of(test_requests);
+  std::vector<SystemResult> systems;
+  std::vector<double> arm_scores;
+  for (size_t a = 0; a < plan.arms.size(); ++a) {
+    auto out = runner.run(plan.arms[a], test_inputs);
+    systems.push_back({"arm-" + plan.arms[a].name, describe(plan.arms[a]), std::move(out.answers),
+                       std::move(out.costs),
+                       std::vector<int64_t>(test_requests.size(), static_cast<int64_t>(a))});
+    arm_scores.push_back(mean(correct(systems.back().answers, test_requests)));
+  }
+  const size_t fixed_arms = systems.size();
+  int64_t best_single = -1, best_team = -1;
+  double best_single_validation = -1;
+  for (size_t a = 0; a < plan.arms.size(); ++a) {
+    if (plan.arms[a].multi_agent()) {
+      if (best_team < 0 || arm_scores[a] > arm_scores[static_cast<size_t>(best_team)])
+        best_team = static_cast<int64_t>(a);
+    } else {
+      const double score = mean(correct(validation_outputs[a].answers, validation_requests));
+      if (score > best_single_validation) {
+        best_single = static_cast<int64_t>(a);
+        best_single_validation = score;
+      }
+    }
+  }
+  if (best_single >= 0) {
+    auto s = systems[static_cast<size_t>(best_single)];
+    s.description = "the single agent best on the validation requests: " + s.description;
+    s.name = "best-single-agent";
+    systems.push_back(std::move(s));
+  }
+  {
+    SystemResult oracle{
+        "oracle",
+        "upper bound: per request, the cheapest arm that answers correctly (else the "
+        "cheapest arm), knowing every arm's answer",
+        {},
+        {},
+        {}};
+    for (size_t i = 0; i < test_requests.size(); ++i) {
+      int64_t pick = -1;
+      for (size_t a = 0; a < fixed_arms; ++a) {
+        const bool right = systems[a].answers[i] == test_requests[i].example.target;
+        const double cost = systems[a].costs[i].measure(plan.cost_measure);
+        if (pick < 0) {
+          pick = static_cast<int64_t>(a);
+          continue;
+        }
+        const auto& best = systems[static_cast<size_t>(pick)];
+        const bool best_right = best.answers[i] == test_requests[i].example.target;
+        if ((right && !best_right) ||
+            (right == best_right && cost < best.costs[i].measure(plan.cost_measure))) {
+          pick = static_cast<int64_t>(a);
+        }
+      }
+      oracle.answers.push_back(systems[static_cast<size_t>(pick)].answers[i]);
+      oracle.costs.push_back(systems[static_cast<size_t>(pick)].costs[i]);
+      oracle.arms.push_back(pick);
+    }
+    systems.push_back(std::move(oracle));
+  }
+  phases["fixed_systems"] = {{"seconds", since(phase_start)}};
+
+  // 4. One router per lambda: trained on the training table, then asked first on the test requests;
+  // only the arm it picks runs, on only the requests it was picked for.
+  const auto train_features = router_features(world, train_requests);
+  const auto test_features = router_features(world, test_requests);
+  auto policy_options = plan.policy;
+  policy_options.vocab_size = world.tokenizer().vocab_size() + 2;
+  policy_options.num_arms = static_cast<int64_t>(plan.arms.size());
+  policy_options.seed = stream_seed(plan.seed, 4, 0x2047E);
+  auto training = plan.training;
+  training.seed = stream_seed(plan.seed, 5, 0x2047E);
+  const double team_score = best_team >= 0 ? arm_scores[static_cast<size_t>(best_team)] : 0.0;
+  const double team_cost =
+      best_team >= 0
+          ? mean_cost(systems[static_cast<size_t>(best_team)].costs).measure(plan.cost_measure)
+          : 0.0;
+  nlohmann::json curve = nlohmann::json::array();
+  for (const double lambda : plan.lambdas) {
+    phase_start = Clock::now();
+    collab::RouterPolicy policy(policy_options);
+    collab::RouterBandit bandit{
+        train_features.ids, train_features.mask,
+        collab::reward_table(
+            reward_matrix(train_outputs, train_requests, plan.cost_measure, cost_scale, lambda))};
+    torch::AutoGradMode with_grad(true);
+    const auto log = collab::train_router(policy, bandit, training);
+    const double train_seconds = since(phase_start);
+
+    torch::NoGradGuard no_grad_eval;
+    const auto eval_start = Clock::now();
+    const auto choice = policy->choose(test_features.ids, test_features.mask);
+    const std::vector<int64_t> chosen(choice.data_ptr<int64_t>(),
+                                      choice.data_ptr<int64_t>() + choice.numel());
+    const double routing_seconds = since(eval_start) / static_cast<double>(test_requests.size());
+    SystemResult r{"router-lambda-" + lambda_name(lambda),
+                   "learned router (" + collab::to_string(training.objective) + ", lambda " +
+                       lambda_name(lambda) + ", cost: " + plan.cost_measure +
+                       "): picks one arm per request, only that arm runs",
+                   std::vector<std::string>(test_requests.size()),
+                   std::vector<collab::ComputeCost>(test_requests.size()), chosen};
+    for (size_t a = 0; a < plan.arms.size(); ++a) {
+      std::vector<size_t> mine;
+      for (size_t i = 0; i < chosen.size(); ++i) {
+        if (chosen[i] == static_cast<int64_t>(a)) mine.push_back(i);
+      }
+      if (mine.empty()) continue;
+      std::vector<std::string> inputs;
+      for (auto i : mine) inputs.push_back(test_inputs[i]);
+      auto out = runner.run(plan.arms[a], inputs);
+      for (size_t k = 0; k < mine.size(); ++k) {
+        r.answers[mine[k]] = out.answers[k];
+        r.costs[mine[k]] = out.costs[k];
+      }
+    }
+    for (size_t i = 0; i < test_requests.size(); ++i) {
+      r.costs[i].flops += policy->flops_per_decision(test_features.tokens[i]);
+      r.costs[i].seconds += routing_seconds;
+    }
+    const auto hits = correct(r.answers, test_requests);
+    const auto metric = scorer.metric(hits, [](size_t) { return true; });
+    const auto cost = mean_cost(r.costs);
+    const auto fractions = arm_fractions(chosen, plan.arms);
+    double random_same_mix =
+        0;  // the same arm fractions, assigned at random: what the features are worth
+    for (size_t a = 0; a < plan.arms.size(); ++a) {
+      random_same_mix += fractions[plan.arms[a].name].get<double>() * arm_scores[a];
+    }
+    const size_t tail = std::max<size_t>(1, log.mean_reward.size() / 10);
+    nlohmann::json point = {
+        {"lambda", lambda},
+        {"score", metric["value"]},
+        {"ci95", metric["ci95"]},
+        {"ci_half_width", metric["ci_half_width"]},
+        {"cost", collab::to_json(cost)},
+        {"arms", fractions},
+        {"random_same_mix_score", random_same_mix},
+        {"final_training_reward",
+         std::accumulate(log.mean_reward.end() - static_cast<std::ptrdiff_t>(tail),
+                         log.mean_reward.end(), 0.0) /
+             static_cast<double>(tail)},
+        {"final_policy_entropy", log.mean_entropy.back()},
+        {"train_seconds", train_seconds}};
+    if (best_team >= 0) {
+      point["score_vs_best_team"] =
+          team_score > 0 ? metric["value"].get<double>() / team_score : 0.0;
+      point["cost_vs_best_team"] = cost.measure(plan.cost_measure) / team_cost;
+    }
+    curve.push_back(point);
+    say("  lambda " + lambda_name(lambda) + ": exact match " +
+        std::to_string(metric["value"].get<double>()) + ", " + plan.cost_measure + " " +
+        std::to_string(cost.measure(plan.cost_measure)) + ", arms " + point["arms"].dump());
+    systems.push_back(std::move(r));
+  }
+  phases["routers"] = {{"seconds", since(phase_start)}};
+
+  // 5. The report.
+  nlohmann::json report_systems = nlohmann::json::array();
+  std::string transcript_text;
+  for (const auto& s : systems) {
+    report_systems.push_back({{"name", s.name},
+                              {"description", s.description},
+                              {"metrics", scorer.metrics(s.answers)},
+                              {"cost", collab::to_json(mean_cost(s.costs))},
+                              {"arms", arm_fractions(s.arms, plan.arms)}});
+    const auto shown =
+        std::min<size_t>(static_cast<size_t>(plan.transcript_examples), test_requests.size());
+    for (size_t i = 0; i < shown; ++i) {
+      const auto& r = test_requests[i];
+      const nlohmann::json line = {{"system", s.name},
+                                   {"set", kSets[r.set]},
+                                   {"instruction", is_rewrite(r.set) ? "rewrite" : "evaluate"},
+                                   {"input", r.example.input},
+                                   {"target", r.example.target},
+                                   {"arm", plan.arms[static_cast<size_t>(s.arms[i])].name},
+                                   {"output", s.answers[i]}};
+      transcript_text += line.dump() + "\n";
+    }
+  }
+  nlohmann::json target = {{"score_fraction", plan.target_score_fraction},
+                           {"cost_fraction", plan.target_cost_fraction},
+                           {"measure", plan.cost_measure}};
+  if (best_team >= 0) {
+    nlohmann::json meeting = nlohmann::json::array();
+    for (const auto& point : curve) {
+      if (point["score_vs_best_team"].get<double>() >= plan.target_score_fraction &&
+          point["cost_vs_best_team"].get<double>() <= plan.target_cost_fraction) {
+        meeting.push_back(point["lambda"]);
+      }
+    }
+    target["best_team"] = "arm-" + plan.arms[static_cast<size_t>(best_team)].name;
+    target["best_team_score"] = team_score;
+    target["best_team_cost"] = team_cost;
+    target["lambdas_meeting_it"] = meeting;
+    target["met"] = !meeting.empty();
+  } else {
+    target["best_team"] = nullptr;
+    target["met"] = nullptr;
+  }
+  nlohmann::json arms = nlohmann::json::array();
+  for (const auto& a : plan.arms)
+    arms.push_back({{"name", a.name}, {"description", describe(a)}, {"agents", a.agents}});
+  nlohmann::json mix = nlohmann::json::object();
+  for (size_t s = 0; s < kSets.size(); ++s) mix[kSets[s]] = plan.mix[s];
+  phases["total"] = {{"seconds", since(total_start)}};
+  const nlohmann::json report = {
+      {"experiment", "kv_router"},
+      {"seed", plan.seed},
+      {"world",
+       {{"keys", plan.world.keys},
+        {"max_value", plan.world.max_value},
+        {"train_keys", plan.world.train_keys}}},
+      {"mix", mix},
+      {"requests",
+       {{"train", plan.train_examples},
+        {"validation", plan.validation_examples},
+        {"test", plan.test_examples}}},
+      {"arms", arms},
+      {"cost_measure", plan.cost_measure},
+      {"cost_scale", cost_scale},
+      {"metric_definitions",
+       {{"exact_match", "exact match over the whole test mix"},
+        {"kv_subs", "exact match on the mix's rewrite requests (replace each key by its value)"},
+        {"num_math", "exact match on the mix's expressions over integers"},
+        {"kv_math_heldout",
+         "exact match on the mix's expressions over keys of the held-out subset"},
+        {"kv_math_train",
+         "exact match on the mix's expressions over keys of the training subset"}}},
+      {"router",
+       {{"objective", collab::to_string(training.objective)},
+        {"features",
+         "mean of learned embeddings of the instruction and the expression's tokens, one hidden "
+         "layer"},
+        {"parameters", collab::RouterPolicy(policy_options)->parameter_count()},
+        {"steps", training.steps},
+        {"batch_size", training.batch_size}}},
+      {"best_single_agent",
+       best_single >= 0 ? nlohmann::json(systems[static_cast<size_t>(best_single)].name) : nullptr},
+      {"systems", report_systems},
+      {"curve", curve},
+      {"target", target},
+      {"phases", phases},
+      {"threads", at::get_num_threads()}};
+  write_file_atomically(run.folder / "transcripts.jsonl", transcript_text);
+  const auto report_path = run.folder / "report.json";
+  write_file_atomically(report_path, report.dump(2) + "\n");
+
+  if (!run.quiet) {
+    char line[256];
+    std::snprintf(line, sizeof line, "\n%-22s %12s %18s %10s %14s\n", "system", "exact_match",
+                  "ci95", "calls", ("rel. " + plan.cost_measure).c_str());
+    std::cerr << line;
+    for (const auto& s : report_systems) {
+      const auto& m = s["metrics"]["exact_match"];
+      std::snprintf(line, sizeof line, "%-22s %12.3f   [%.3f, %.3f] %10.2f %14.3f\n",
+                    s["name"].get<std::string>().c_str(), m["value"].get<double>(),
+                    m["ci95"][0].get<double>(), m["ci95"][1].get<double>(),
+                    s["cost"]["agent_calls"].get<double>(),
+                    (plan.cost_measure == "tokens" ? s["cost"]["tokens_in"].get<double>() +
+                                                         s["cost"]["tokens_out"].get<double>()
+                                                   : s["cost"][plan.cost_measure].get<double>()) /
+                        cost_scale);
+      std::cerr << line;
+    }
+    std::cerr << "target (>= " << plan.target_score_fraction
+              << " of the best team's score at <= " << plan.target_cost_fraction << " of its "
+              << plan.cost_measure << "): " << target["met"].dump() << "\n";
+    std::snprintf(line, sizeof line, "total %.1f s\n", since(total_start));
+    std::cerr << line;
+  }
+  return report_path;
+}
+
+}  // namespace chorus::train

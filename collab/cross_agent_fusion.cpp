@@ -12,6 +12,7 @@ namespace chorus::collab {
 
 std::string to_string(ValueSource source) { return source == ValueSource::hidden ? "hidden" : "bridge"; }
 std::string to_string(GateKind gate) { return gate == GateKind::scalar ? "scalar" : "per_position"; }
+std::string to_string(Residual residual) { return residual == Residual::add ? "add" : "interpolate"; }
 
 namespace {
 
@@ -173,7 +174,9 @@ torch::Tensor CrossAgentFusionImpl::forward(const torch::Tensor& query_states, c
                                             torch::Tensor* probabilities) {
   CHORUS_CHECK(states.sizes() == query_states.sizes(), "fusion head: states have shape ", states.sizes(),
                " but query states ", query_states.sizes(), "; expected the same");
-  return states + gate(states) * message(query_states, others, anchor_embedding, visible, probabilities);
+  const auto m = message(query_states, others, anchor_embedding, visible, probabilities);
+  if (options_.residual == Residual::interpolate) return states + gate(states) * (m - states);
+  return states + gate(states) * m;
 }
 
 }  // namespace chorus::collab

@@ -22,8 +22,16 @@ enum class ValueSource { hidden, bridge };
 // The gate on the residual: one learned scalar, or per position g = w . LN(x) + b (both start at 0).
 enum class GateKind { scalar, per_position };
 
+// How the gated message enters the anchor.
+//   add:         states + g * message (CALM's residual)
+//   interpolate: states + g * (message - states): at g = 1 the message replaces the state, which an
+//                additive message cannot do (it can only be added on top of what is there: e.g. the
+//                anchor's embedding of a token it never learned, which no message cancels).
+enum class Residual { add, interpolate };
+
 std::string to_string(ValueSource source);
 std::string to_string(GateKind gate);
+std::string to_string(Residual residual);
 
 struct FusionOptions {
   int64_t anchor_width = 0;                // d_model of the anchor
@@ -33,6 +41,7 @@ struct FusionOptions {
   int64_t head_dim = 64;                   // query/key width per head
   double bridge_temperature = 1.0;         // T of the bridge's softmax
   GateKind gate = GateKind::per_position;
+  Residual residual = Residual::add;
   bool null_slot = true;                   // a learned key with value 0: "attend to nothing"
   // A learned bias per (query position, key position) pair and head, for positions < this
   // (later positions share the last row/column); 0: none.
@@ -45,13 +54,15 @@ struct AugmentingStates {
   torch::Tensor value_states;  // hidden values: [B, Nk, width] (may be key_states); bridge: unused
   torch::Tensor logits;        // bridge values: [B, Nk, vocab] output logits; hidden: unused
   torch::Tensor mask;          // [B, Nk] 1 = a real position, 0 = padding; undefined = all real
+  torch::Tensor token_ids;     // [B, Nk] the token at each key position (optional, for inspection)
 };
 
 class CrossAgentFusionImpl : public torch::nn::Module {
  public:
   explicit CrossAgentFusionImpl(FusionOptions options);
 
-  // Returns states + gate(states) * message, where the message is the attention of
+  // Returns states + gate(states) * message (or, interpolating, states + gate * (message - states)),
+  // where the message is the attention of
   // queries = W_q LN(query_states) over the other agents' keys (and the null slot).
   //   query_states [B, Nq, anchor_width]: the anchor states queries come from (may be `states`);
   //   states [B, Nq, anchor_width]: the anchor states the result is added to;

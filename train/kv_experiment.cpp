@@ -155,6 +155,66 @@ eval::SegmentStatistics correctness(const std::vector<std::string>& outputs, con
   return stats;
 }
 
+// One attention.jsonl line per example and head.
+void append_attention(std::string& lines, const std::string& system, const std::string& set,
+                      const std::vector<TeamInspection>& inspections, const std::vector<std::string>& augmenting,
+                      int64_t layer) {
+  std::string agents;
+  for (const auto& a : augmenting) agents += (agents.empty() ? "" : ",") + a;
+  for (size_t e = 0; e < inspections.size(); ++e) {
+    const auto& r = inspections[e];
+    for (int64_t h = 0; h < r.attention.size(0); ++h) {
+      const auto p = r.attention[h].to(torch::kDouble).contiguous();
+      nlohmann::json weights = nlohmann::json::array();
+      for (int64_t q = 0; q < p.size(0); ++q) {
+        const auto row = p[q];
+        weights.push_back(std::vector<double>(row.data_ptr<double>(), row.data_ptr<double>() + row.numel()));
+      }
+      lines += nlohmann::json{{"system", system},   {"set", set},
+                              {"example", e},       {"agent", agents},
+                              {"layer", layer},     {"head", h},
+                              {"query_tokens", r.query_tokens}, {"key_tokens", r.key_tokens},
+                              {"weights", weights}, {"gate", r.gate},
+                              {"state_norm", r.state_norm}, {"message_norm", r.message_norm}}
+                   .dump() +
+               "\n";
+    }
+  }
+}
+
+// How the head behaves on 200 examples of each KV-MATH set: the attention on the aligned step of
+// the other agent (query position i reading that agent's position i, which is where the value of
+// the key at position i is decoded), the gate, and how large the message is next to the state.
+nlohmann::json attention_diagnostics(FusedTeam& team, const std::vector<EvalSet>& sets) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& set : sets) {
+    const auto n = std::min<size_t>(200, set.examples.size());
+    const auto inspections = team.inspect(inputs_of(set.examples, 0, n));
+    double aligned = 0, null_weight = 0, gate = 0, ratio = 0;
+    int64_t count = 0;
+    const int64_t null_columns = team.head()->options().null_slot ? 1 : 0;
+    for (const auto& r : inspections) {
+      const auto mean_heads = r.attention.mean(0);  // [queries, keys]
+      for (size_t q = 0; q + 1 < r.query_tokens.size(); q += 2) {  // operand positions 0 and 2
+        const auto column = null_columns + static_cast<int64_t>(q);
+        if (column >= mean_heads.size(1)) continue;
+        aligned += mean_heads[static_cast<int64_t>(q)][column].item<double>();
+        if (null_columns) null_weight += mean_heads[static_cast<int64_t>(q)][0].item<double>();
+        gate += r.gate[q];
+        ratio += r.message_norm[q] / std::max(r.state_norm[q], 1e-12);
+        ++count;
+      }
+    }
+    const double c = std::max<int64_t>(count, 1);
+    out[set.metric] = {{"aligned_attention", aligned / c},
+                       {"null_attention", null_weight / c},
+                       {"gate", gate / c},
+                       {"message_to_state_norm", ratio / c},
+                       {"operand_positions", count}};
+  }
+  return out;
+}
+
 }  // namespace
 
 std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const ExperimentRun& run) {
@@ -255,6 +315,8 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
   model::GenerationOptions greedy;
   greedy.max_new_tokens = 8;
   std::vector<SystemResult> systems;
+  std::string attention_lines;  // attention.jsonl: the head's attention on the transcript examples
+  nlohmann::json diagnostics = nlohmann::json::object();
   std::map<std::string, std::map<std::string, std::vector<std::string>>> agent_outputs;
   for (const auto& spec : plan.agents) {
     SystemResult r;
@@ -285,7 +347,13 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
     for (const auto& set : sets) {
       r.outputs[set.metric] = answer_all(set.examples, [&](const auto& in) { return teams[i]->answer(in); });
       r.answered_by[set.metric] = "fusion";
+      const auto shown = std::min<size_t>(static_cast<size_t>(plan.transcript_examples), set.examples.size());
+      if (shown > 0) {
+        append_attention(attention_lines, r.name, set.metric, teams[i]->inspect(inputs_of(set.examples, 0, shown)),
+                         spec.augmenting, spec.inject_layer);
+      }
     }
+    diagnostics[r.name] = attention_diagnostics(*teams[i], sets);
     apply_routes(r);
     systems.push_back(std::move(r));
   }
@@ -368,10 +436,12 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
       {"systems", report_systems},
       {"comparisons", comparisons},
       {"phases", phases},
+      {"fusion_diagnostics", diagnostics},
       {"threads", at::get_num_threads()}};
   std::string transcript_text;
   for (const auto& line : transcript_lines) transcript_text += line.dump() + "\n";
   write_file_atomically(run.folder / "transcripts.jsonl", transcript_text);
+  write_file_atomically(run.folder / "attention.jsonl", attention_lines);
   const auto report_path = run.folder / "report.json";
   write_file_atomically(report_path, report.dump(2) + "\n");
 

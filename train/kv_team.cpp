@@ -33,6 +33,9 @@ TeamSpec read_team(const ConfigView& v, const std::string& name, uint64_t seed) 
   f.gate = v.get_choice("gate", {"per_position", "scalar"}, std::string("per_position")) == "scalar"
                ? collab::GateKind::scalar
                : collab::GateKind::per_position;
+  f.residual = v.get_choice("residual", {"add", "interpolate"}, std::string("add")) == "add"
+                   ? collab::Residual::add
+                   : collab::Residual::interpolate;
   f.null_slot = v.get<bool>("null_slot", true);
   f.position_bias = v.get_int("position_bias", 8, 0);
   t.query_layer = v.get_int("query_layer", 0, 0);
@@ -125,6 +128,57 @@ std::vector<std::string> FusedTeam::answer(const std::vector<std::string>& input
     return out;
   }
 
+std::vector<TeamInspection> FusedTeam::inspect(const std::vector<std::string>& inputs) {
+  torch::NoGradGuard no_grad;
+  const auto batch = anchor_->tokenize(inputs);
+  std::vector<collab::AugmentingStates> states;
+  for (const auto* other : others_) states.push_back(augmenting_states(*other, inputs));
+  auto plain = anchor_->model->encode(batch.input_ids, batch.attention_mask, true);
+  const auto& at_injection = plain.hidden_states.at(static_cast<size_t>(spec_.inject_layer));
+  const auto& queries = plain.hidden_states.at(static_cast<size_t>(spec_.query_layer));
+  torch::Tensor probabilities;
+  const auto message = head_->message(queries, states, anchor_->model->token_embedding(), {}, &probabilities);
+  const auto gate = head_->gate(at_injection).expand({batch.input_ids.size(0), batch.input_ids.size(1), 1}).squeeze(-1);
+  const auto change = head_->options().residual == collab::Residual::interpolate ? message - at_injection : message;
+  const auto gated_norm = (gate.unsqueeze(-1) * change).norm(2, -1);
+  const auto state_norm = at_injection.norm(2, -1);
+  std::vector<TeamInspection> out;
+  for (int64_t b = 0; b < batch.input_ids.size(0); ++b) {
+    TeamInspection r;
+    std::vector<int64_t> key_columns;
+    int64_t column = 0;
+    if (head_->options().null_slot) {
+      r.key_tokens.push_back("<null>");
+      key_columns.push_back(column++);
+    }
+    for (size_t a = 0; a < others_.size(); ++a) {
+      const auto& ids = states[a].token_ids[b];
+      const auto mask = states[a].mask[b];
+      for (int64_t k = 0; k < ids.size(0); ++k, ++column) {
+        if (mask[k].item<int64_t>() == 0) continue;
+        const auto token = others_[a]->tokenizer->token(ids[k].item<int64_t>());
+        r.key_tokens.push_back(others_.size() > 1 ? spec_.augmenting[a] + ":" + token : token);
+        key_columns.push_back(column);
+      }
+    }
+    std::vector<int64_t> query_rows;
+    for (int64_t q = 0; q < batch.input_ids.size(1); ++q) {
+      if (batch.attention_mask[b][q].item<int64_t>() == 0) continue;
+      query_rows.push_back(q);
+      r.query_tokens.push_back(anchor_->tokenizer->token(batch.input_ids[b][q].item<int64_t>()));
+      r.gate.push_back(gate[b][q].item<double>());
+      r.state_norm.push_back(state_norm[b][q].item<double>());
+      r.message_norm.push_back(gated_norm[b][q].item<double>());
+    }
+    r.attention = probabilities[b]
+                      .index_select(1, torch::tensor(query_rows, torch::kInt64))
+                      .index_select(2, torch::tensor(key_columns, torch::kInt64))
+                      .contiguous();
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 // The other agent reads the same task input and contributes its states (and, for the bridge, its
   // output distribution at each of its own decoding steps: it decodes its own output greedily).
 collab::AugmentingStates FusedTeam::augmenting_states(const collab::Agent& other,
@@ -136,6 +190,7 @@ collab::AugmentingStates FusedTeam::augmenting_states(const collab::Agent& other
     if (spec_.states == StatesSource::encoder) {
       s.key_states = encoded.last_hidden_state;
       s.mask = batch.attention_mask;
+      s.token_ids = batch.input_ids;
       return s;
     }
     model::GenerationOptions options;
@@ -151,6 +206,7 @@ collab::AugmentingStates FusedTeam::augmenting_states(const collab::Agent& other
     const auto produced = sequences.narrow(1, 1, steps);
     const auto eos = (produced == model.config().eos_token_id).to(torch::kInt64);
     s.mask = ((eos.cumsum(1) - eos) == 0).to(torch::kInt64);
+    s.token_ids = produced;
     return s;
   }
 

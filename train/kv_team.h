@@ -50,10 +50,21 @@ struct TeamSpec {
 };
 
 // Reads teams.<name>: anchor, augmenting, value_source, augmenting_states, heads, head_dim,
-// bridge_temperature, gate, null_slot, position_bias, query_layer, inject_layer, train{...},
+// bridge_temperature, gate, residual, null_slot, position_bias, query_layer, inject_layer, train{...},
 // tasks[{task, keys, mixed_fraction, single_fraction, weight}], task_sampling{strategy, temperature},
 // loss_weighting, eval_examples.
 TeamSpec read_team(const ConfigView& view, const std::string& name, uint64_t seed);
+
+// What the head does on one example, for reports and diagnosis.
+struct TeamInspection {
+  std::vector<std::string> query_tokens;  // the anchor's input tokens (padding dropped)
+  std::vector<std::string> key_tokens;    // "<null>" (when the head has a null slot), then each other
+                                          // agent's tokens ("agent:token" when there are several)
+  torch::Tensor attention;                // [heads, queries, keys] probabilities
+  std::vector<double> gate;               // the gate at each query position
+  std::vector<double> state_norm;         // |anchor state| where the message is added
+  std::vector<double> message_norm;       // |what the head adds| there
+};
 
 class FusedTeam {
  public:
@@ -71,6 +82,8 @@ class FusedTeam {
                      bool per_row = false);
   // Greedy answers.
   std::vector<std::string> answer(const std::vector<std::string>& inputs);
+  // Attention, gate and norms of the head on each input.
+  std::vector<TeamInspection> inspect(const std::vector<std::string>& inputs);
 
  private:
   collab::AugmentingStates augmenting_states(const collab::Agent& other, const std::vector<std::string>& inputs) const;

@@ -43,10 +43,10 @@ nlohmann::json to_json(const ComputeCost& cost);
 //     projections of the S encoder states once per call (when T > 0), 4·S·d·(H·D); the feed-forward
 //     as above;
 //   the output projection to the vocabulary, 2·d·V per step.
-// Not counted: embeddings lookups, norms, softmax, activations, position biases, the search
-// itself (each below 1% at these shapes). Costs are per prompt without padding: a padded batch
-// does more arithmetic than the sum of its rows, and that excess is a batching choice, not a cost
-// of the mechanism.
+// Not counted: embedding lookups, norms, softmax, activations, position biases and the search
+// itself (elementwise work, small next to the products above; not measured here). Costs are per
+// prompt without padding: a padded batch does more arithmetic than the sum of its rows, and that
+// excess is a batching choice, not a cost of the mechanism.
 double seq2seq_call_flops(const model::Seq2SeqConfig& config, int64_t tokens_in,
                           int64_t tokens_out);
 

@@ -15,11 +15,13 @@
 namespace chorus::cli {
 namespace {
 
+#if CHORUS_WITH_CUDA
 std::string cuda_version_string(int version) {
   std::ostringstream out;
   out << version / 1000 << "." << (version % 1000) / 10;
   return out.str();
 }
+#endif
 
 nlohmann::json collect_info() {
   nlohmann::json info;

@@ -53,7 +53,8 @@ CrossAgentFusionImpl::CrossAgentFusionImpl(FusionOptions options) : options_(std
     null_bias_ = register_parameter("null_bias", torch::zeros({o.heads}));
   }
   if (o.position_bias > 0) {
-    position_table_ = register_parameter("position_table", torch::zeros({o.heads, o.position_bias, o.position_bias}));
+    position_table_ = register_parameter(
+        "position_table", (torch::eye(o.position_bias) * o.diagonal_prior).expand({o.heads, -1, -1}).contiguous());
   }
   if (o.gate == GateKind::per_position) {
     gate_norm_ = register_module("gate_norm", plain_norm(o.anchor_width));

@@ -46,6 +46,10 @@ struct FusionOptions {
   // A learned bias per (query position, key position) pair and head, for positions < this
   // (later positions share the last row/column); 0: none.
   int64_t position_bias = 0;
+  // Initial value of the position-pair bias where query and key positions are equal (0: the table
+  // starts at zero). A prior for agents that read the same input and whose positions line up
+  // (e.g. one rewrites the input token for token); the table stays free to learn any alignment.
+  double diagonal_prior = 0.0;
 };
 
 // What one other agent contributes for a batch. Positions are that agent's own.

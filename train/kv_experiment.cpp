@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "collab/agent.h"
+#include "collab/cost.h"
 #include "collab/cross_agent_fusion.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -146,7 +147,53 @@ struct SystemResult {
   std::string description;
   std::map<std::string, std::vector<std::string>> outputs;  // metric -> outputs
   std::map<std::string, std::string> answered_by;           // metric -> who produced the outputs
+  std::map<std::string, collab::ComputeCost> cost;          // metric -> summed over the set's examples
 };
+
+// Token counts as the agent sees them: the prompt with its special tokens, the output up to and
+// including its end-of-sequence token.
+int64_t tokens_of(const collab::Agent& agent, const std::string& text) {
+  return static_cast<int64_t>(agent.tokenizer->encode(agent.prompt(text)).size());
+}
+int64_t output_tokens_of(const collab::Agent& agent, const std::string& text) {
+  return static_cast<int64_t>(agent.tokenizer->encode(text).size());
+}
+
+// One agent answering `input` with `output`.
+collab::ComputeCost agent_call(const collab::Agent& agent, const std::string& input, const std::string& output) {
+  return collab::seq2seq_call_cost(*agent.model, tokens_of(agent, input), output_tokens_of(agent, output));
+}
+
+// A fusion team answering one input: each augmenting agent runs (its encoder, and for decoder
+// states its own greedy decoding, which is what it answers alone), the anchor's encoder runs a
+// second time when the queries come from another layer than the injection, the head's projections
+// and attention, then the anchor answers.
+collab::ComputeCost team_call(const collab::Agent& anchor, const std::vector<const collab::Agent*>& others,
+                              const std::vector<std::string>& other_outputs, const TeamSpec& spec,
+                              const std::string& input, const std::string& output) {
+  collab::ComputeCost cost = agent_call(anchor, input, output);
+  const auto& a = anchor.model->config();
+  const double nq = static_cast<double>(tokens_of(anchor, input));
+  const double inner = static_cast<double>(spec.fusion.heads * spec.fusion.head_dim);
+  double head = 2 * nq * a.d_model * inner;  // queries
+  double keys = spec.fusion.null_slot ? 1 : 0;
+  for (size_t i = 0; i < others.size(); ++i) {
+    const auto& o = others[i]->model->config();
+    const bool decodes = spec.states == StatesSource::decoder;
+    const auto produced = decodes ? output_tokens_of(*others[i], other_outputs[i]) : 0;
+    cost += collab::seq2seq_call_cost(*others[i]->model, tokens_of(*others[i], input), produced);
+    const double nk = decodes ? static_cast<double>(produced) : static_cast<double>(tokens_of(*others[i], input));
+    keys += nk;
+    head += 2 * nk * o.d_model * inner;  // keys
+    head += spec.fusion.value_source == collab::ValueSource::bridge ? 2 * nk * o.vocab_size * a.d_model
+                                                                    : 2 * nk * o.d_model * a.d_model;  // values
+  }
+  head += 2 * 2 * nq * keys * (inner + a.d_model);  // scores (H.D wide) and weighted values (d wide)
+  if (spec.query_layer != spec.inject_layer) head += collab::seq2seq_call_flops(a, static_cast<int64_t>(nq), 0);
+  cost.flops += head;
+  return cost;
+}
+
 
 eval::SegmentStatistics correctness(const std::vector<std::string>& outputs, const std::vector<KvExample>& examples) {
   eval::SegmentStatistics stats;
@@ -324,15 +371,23 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
     r.description = "agent '" + spec.name + "' alone" + (spec.role.empty() ? "" : " (" + spec.role + ")");
     const auto& agent = agents.at(spec.name);
     for (const auto& set : sets) {
+      const auto start = Clock::now();
       r.outputs[set.metric] = answer_all(set.examples, [&](const auto& in) { return agent.generate_text(in, greedy); });
+      r.cost[set.metric].seconds = since(start);
+      for (size_t e = 0; e < set.examples.size(); ++e) {
+        r.cost[set.metric] += agent_call(agent, set.examples[e].input, r.outputs[set.metric][e]);
+      }
       r.answered_by[set.metric] = spec.name;
     }
     agent_outputs[spec.name] = r.outputs;
     systems.push_back(std::move(r));
   }
+  std::map<std::string, std::map<std::string, collab::ComputeCost>> agent_costs;
+  for (const auto& system : systems) agent_costs[system.name.substr(6)] = system.cost;
   auto apply_routes = [&](SystemResult& r) {
     for (const auto& [metric, agent] : plan.routes) {
       r.outputs[metric] = agent_outputs.at(agent).at(metric);
+      r.cost[metric] = agent_costs.at(agent).at(metric);
       r.answered_by[metric] = agent;
     }
   };
@@ -344,8 +399,18 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
     for (const auto& a : spec.augmenting) others += (others.empty() ? "" : ", ") + a;
     r.description = "anchor '" + spec.anchor + "' attending to " + others + " through a fusion head (values: " +
                     collab::to_string(spec.fusion.value_source) + ")";
+    std::vector<const collab::Agent*> other_agents;
+    for (const auto& name : spec.augmenting) other_agents.push_back(&agents.at(name));
     for (const auto& set : sets) {
+      const auto start = Clock::now();
       r.outputs[set.metric] = answer_all(set.examples, [&](const auto& in) { return teams[i]->answer(in); });
+      r.cost[set.metric].seconds = since(start);
+      for (size_t e = 0; e < set.examples.size(); ++e) {
+        std::vector<std::string> other_outputs;
+        for (const auto& name : spec.augmenting) other_outputs.push_back(agent_outputs.at(name).at(set.metric)[e]);
+        r.cost[set.metric] += team_call(agents.at(spec.anchor), other_agents, other_outputs, spec, set.examples[e].input,
+                                        r.outputs[set.metric][e]);
+      }
       r.answered_by[set.metric] = "fusion";
       const auto shown = std::min<size_t>(static_cast<size_t>(plan.transcript_examples), set.examples.size());
       if (shown > 0) {
@@ -364,9 +429,18 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
     const auto& first = agents.at(plan.pipeline_first);
     const auto& second = agents.at(plan.pipeline_second);
     for (const auto& set : sets) {
+      const auto start = Clock::now();
+      std::vector<std::string> middle;
       r.outputs[set.metric] = answer_all(set.examples, [&](const auto& in) {
-        return second.generate_text(first.generate_text(in, greedy), greedy);
+        const auto rewritten = first.generate_text(in, greedy);
+        middle.insert(middle.end(), rewritten.begin(), rewritten.end());
+        return second.generate_text(rewritten, greedy);
       });
+      r.cost[set.metric].seconds = since(start);
+      for (size_t e = 0; e < set.examples.size(); ++e) {
+        r.cost[set.metric] += agent_call(first, set.examples[e].input, middle[e]) +
+                              agent_call(second, middle[e], r.outputs[set.metric][e]);
+      }
       r.answered_by[set.metric] = "pipeline";
     }
     apply_routes(r);
@@ -401,7 +475,21 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
                                     {"output", system.outputs.at(set.metric)[static_cast<size_t>(i)]}});
       }
     }
-    report_systems.push_back({{"name", system.name}, {"description", system.description}, {"metrics", metrics}});
+    // Cost: mean per example over every set, and per set.
+    collab::ComputeCost total;
+    double examples = 0;
+    nlohmann::json per_set = nlohmann::json::object();
+    for (const auto& set : sets) {
+      const auto& c = system.cost.at(set.metric);
+      total += c;
+      examples += static_cast<double>(set.examples.size());
+      per_set[set.metric] = collab::to_json(c.per_example(static_cast<double>(set.examples.size())));
+    }
+    report_systems.push_back({{"name", system.name},
+                              {"description", system.description},
+                              {"metrics", metrics},
+                              {"cost", collab::to_json(total.per_example(examples))},
+                              {"cost_per_set", per_set}});
   }
   nlohmann::json comparisons = nlohmann::json::array();
   for (const auto& system : systems) {
@@ -433,6 +521,11 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
         {"kv_math_heldout", "exact match: evaluate an expression over two keys never used in fusion training"},
         {"kv_math_train", "exact match: evaluate an expression over two keys of the fusion training subset"}}},
       {"routes", plan.routes},
+      {"cost_definition",
+       "mean per example over every set (cost_per_set: per set); agent_calls counts prompts answered, "
+       "tokens_in/out as each agent tokenizes them (special tokens included), flops estimated from the "
+       "models' shapes without padding (collab/cost.h; fusion teams add the head and the anchor's second "
+       "encoder pass), seconds is wall time of batched greedy decoding on this machine"},
       {"systems", report_systems},
       {"comparisons", comparisons},
       {"phases", phases},

@@ -38,6 +38,9 @@ TeamSpec read_team(const ConfigView& v, const std::string& name, uint64_t seed) 
                    : collab::Residual::interpolate;
   f.null_slot = v.get<bool>("null_slot", true);
   f.position_bias = v.get_int("position_bias", 8, 0);
+  f.diagonal_prior = v.get_double("diagonal_prior", 0.0);
+  CHORUS_CHECK(f.diagonal_prior == 0.0 || f.position_bias > 0, v.path(),
+               ".diagonal_prior: needs a position-pair bias (position_bias > 0)");
   t.query_layer = v.get_int("query_layer", 0, 0);
   t.inject_layer = v.get_int("inject_layer", 0, 0);
   const auto train = v.child("train");

@@ -50,7 +50,7 @@ struct TeamSpec {
 };
 
 // Reads teams.<name>: anchor, augmenting, value_source, augmenting_states, heads, head_dim,
-// bridge_temperature, gate, residual, null_slot, position_bias, query_layer, inject_layer, train{...},
+// bridge_temperature, gate, residual, null_slot, position_bias, diagonal_prior, query_layer, inject_layer, train{...},
 // tasks[{task, keys, mixed_fraction, single_fraction, weight}], task_sampling{strategy, temperature},
 // loss_weighting, eval_examples.
 TeamSpec read_team(const ConfigView& view, const std::string& name, uint64_t seed);

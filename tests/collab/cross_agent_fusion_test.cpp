@@ -112,6 +112,42 @@ TEST(CrossAgentFusion, HiddenAgentsAndTheNullSlot) {
                 .abs().max().item<double>(), 0.0);
 }
 
+TEST(CrossAgentFusion, InterpolatingResidualReplacesTheStateAtGateOne) {
+  torch::manual_seed(3);
+  auto o = options(ValueSource::bridge);
+  o.residual = Residual::interpolate;
+  CrossAgentFusion head(o);
+  const auto states = torch::randn({2, 3, 8});
+  const auto embedding = torch::randn({11, 8});
+  const auto in = others(2, 11);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(head->forward(states, states, in, embedding), states));  // gate 0
+  head->named_parameters()["gate_bias"].fill_(1.0);
+  const auto message = head->message(states, in, embedding, {}, nullptr);
+  EXPECT_TRUE(torch::allclose(head->forward(states, states, in, embedding), message, 1e-5, 1e-6));
+  head->named_parameters()["gate_bias"].fill_(0.25);
+  EXPECT_TRUE(torch::allclose(head->forward(states, states, in, embedding), 0.75 * states + 0.25 * message, 1e-5, 1e-6));
+}
+
+TEST(CrossAgentFusion, DiagonalPriorFavoursAlignedPositionsAtTheStart) {
+  torch::manual_seed(4);
+  auto o = options(ValueSource::bridge, 1);
+  o.augmenting_widths = {6};
+  o.null_slot = false;
+  o.position_bias = 4;
+  o.diagonal_prior = 6.0;
+  CrossAgentFusion head(o);
+  std::vector<AugmentingStates> in(1);
+  in[0].key_states = torch::zeros({1, 3, 6});  // equal keys: only the position bias tells them apart
+  in[0].logits = torch::randn({1, 3, 11});
+  torch::Tensor p;
+  head->message(torch::randn({1, 3, 8}), in, torch::randn({11, 8}), {}, &p);
+  for (int64_t q = 0; q < 3; ++q) {
+    EXPECT_GT(p[0][0][q][q].item<double>(), 0.98) << "query " << q;  // e^6 / (e^6 + 2)
+  }
+  EXPECT_EQ(head->named_parameters()["position_table"].requires_grad(), true);
+}
+
 TEST(CrossAgentFusion, BadShapesAreNamed) {
   CrossAgentFusion head(options(ValueSource::bridge));
   const auto states = torch::randn({2, 3, 8});

@@ -498,9 +498,21 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
       if (baseline.name.rfind("agent-", 0) != 0) continue;
       for (const auto& set : sets) {
         if (system.answered_by.at(set.metric) == baseline.name.substr(6)) continue;  // same outputs
-        const auto test = eval::paired_bootstrap_test(correctness(baseline.outputs.at(set.metric), set.examples),
-                                                      correctness(system.outputs.at(set.metric), set.examples), fraction,
-                                                      bootstrap);
+        const auto base = correctness(baseline.outputs.at(set.metric), set.examples);
+        const auto ours = correctness(system.outputs.at(set.metric), set.examples);
+        if (base.values == ours.values) {
+          // Identical per-example scores: every resample differs by exactly zero. sacrebleu's
+          // convention would report p = 1/(n+1) here (ties are not attributed to chance), which
+          // reads as a significant difference where there is none.
+          comparisons.push_back({{"system", system.name},
+                                 {"baseline", baseline.name},
+                                 {"metric", set.metric},
+                                 {"difference", 0.0},
+                                 {"p_value", 1.0},
+                                 {"test", "identical per-example scores"}});
+          continue;
+        }
+        const auto test = eval::paired_bootstrap_test(base, ours, fraction, bootstrap);
         comparisons.push_back({{"system", system.name},
                                {"baseline", baseline.name},
                                {"metric", set.metric},

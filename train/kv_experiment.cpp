@@ -9,7 +9,6 @@
 #include <iostream>
 #include <map>
 #include <mutex>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +20,7 @@
 #include "eval/metrics/significance.h"
 #include "model/generation/generate.h"
 #include "train/kv_agents.h"
+#include "train/parallel_jobs.h"
 #include "train/kv_team.h"
 #include "train/seq2seq_training.h"
 #include "train/trainer_config.h"
@@ -102,33 +102,6 @@ Plan read_plan(const Config& config) {
   }
   config.check_all_keys_used();
   return p;
-}
-
-// Runs `jobs` one per thread, each thread with one intra-op thread (tiny models: two single-threaded
-// jobs beat one job with two threads), or one after the other with the caller's threads.
-void run_jobs(const std::vector<std::function<void()>>& jobs, bool parallel) {
-  if (!parallel || jobs.size() < 2) {
-    for (const auto& job : jobs) job();
-    return;
-  }
-  const int threads = at::get_num_threads();
-  std::vector<std::exception_ptr> errors(jobs.size());
-  std::vector<std::thread> workers;
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    workers.emplace_back([&, i] {
-      try {
-        at::set_num_threads(1);
-        jobs[i]();
-      } catch (...) {
-        errors[i] = std::current_exception();
-      }
-    });
-  }
-  for (auto& w : workers) w.join();
-  at::set_num_threads(threads);
-  for (auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
 }
 
 // Outputs of a system on a set, in batches.

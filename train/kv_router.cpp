@@ -15,7 +15,6 @@
 #include <numeric>
 #include <optional>
 #include <random>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -28,6 +27,7 @@
 #include "common/error.h"
 #include "eval/metrics/significance.h"
 #include "train/kv_agents.h"
+#include "train/parallel_jobs.h"
 #include "train/seq2seq_training.h"
 
 namespace chorus::train {
@@ -198,32 +198,6 @@ Plan read_plan(const Config& config) {
   p.target_cost_fraction = target.get_double("cost_fraction", 0.60, 0.0, 1.0);
   config.check_all_keys_used();
   return p;
-}
-
-// Runs `jobs` side by side, one intra-op thread each (small models), or in turn.
-void run_jobs(const std::vector<std::function<void()>>& jobs, bool parallel) {
-  if (!parallel || jobs.size() < 2) {
-    for (const auto& job : jobs) job();
-    return;
-  }
-  const int threads = at::get_num_threads();
-  std::vector<std::exception_ptr> errors(jobs.size());
-  std::vector<std::thread> workers;
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    workers.emplace_back([&, i] {
-      try {
-        at::set_num_threads(1);
-        jobs[i]();
-      } catch (...) {
-        errors[i] = std::current_exception();
-      }
-    });
-  }
-  for (auto& w : workers) w.join();
-  at::set_num_threads(threads);
-  for (auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
 }
 
 // Runs the enclosing scope with one intra-op thread, then restores the previous count.

@@ -138,6 +138,7 @@ nlohmann::json team_json(const Team& t) {
           {"head_dim", f.head_dim},
           {"bridge_temperature", f.bridge_temperature},
           {"gate", collab::to_string(f.gate)},
+          {"residual", collab::to_string(f.residual)},
           {"null_slot", f.null_slot},
           {"position_bias", f.position_bias},
           {"query_layer", t.spec.query_layer},

@@ -127,7 +127,10 @@ def main(argv):
             return out.transpose(1, 2).reshape(B, nq, self.anchor_width)
 
         def forward(self, query_states, states, others, anchor_embedding):
-            return states + self.gate(states) * self.message(query_states, others, anchor_embedding)
+            message = self.message(query_states, others, anchor_embedding)
+            if self.spec["residual"] == "interpolate":
+                return states + self.gate(states) * (message - states)
+            return states + self.gate(states) * message
 
     def augmenting_states(model, source, ids, mask):
         with torch.no_grad():

@@ -12,7 +12,8 @@
 namespace chorus::kernels {
 
 // Element type of Q, K, V, the output and its gradients. Accumulation is always fp32 or wider.
-enum class ElementType { kFloat32, kBFloat16 };
+// The CPU kernels take fp32 and bf16; the CUDA kernels (kernels/cuda/attention_cuda.h) also fp16.
+enum class ElementType { kFloat32, kBFloat16, kFloat16 };
 
 const char* element_type_name(ElementType type);
 

@@ -153,7 +153,15 @@ void attention_backward_reference(const AttentionParams& p, const AttentionBackw
 }
 
 const char* element_type_name(ElementType type) {
-  return type == ElementType::kFloat32 ? "float32" : "bfloat16";
+  switch (type) {
+    case ElementType::kFloat32:
+      return "float32";
+    case ElementType::kBFloat16:
+      return "bfloat16";
+    case ElementType::kFloat16:
+      return "float16";
+  }
+  return "unknown";
 }
 
 }  // namespace chorus::kernels

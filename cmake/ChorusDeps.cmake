@@ -23,20 +23,23 @@ endif()
 string(APPEND CMAKE_CXX_FLAGS " ${TORCH_CXX_FLAGS}")
 
 find_package(Threads REQUIRED)
-find_package(ZLIB REQUIRED)  # gzipped data sets
-find_package(Eigen3 3.3 REQUIRED NO_MODULE)
-find_package(HDF5 REQUIRED COMPONENTS C CXX)
-find_package(yaml-cpp REQUIRED)
-find_package(nlohmann_json 3.10 REQUIRED)
-find_package(CLI11 REQUIRED)
-find_package(PkgConfig REQUIRED)
-pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+# The Debian libraries the layers above kernels/ need (not built with CHORUS_KERNELS_ONLY).
+if(NOT CHORUS_KERNELS_ONLY)
+  find_package(ZLIB REQUIRED)  # gzipped data sets
+  find_package(Eigen3 3.3 REQUIRED NO_MODULE)
+  find_package(HDF5 REQUIRED COMPONENTS C CXX)
+  find_package(yaml-cpp REQUIRED)
+  find_package(nlohmann_json 3.10 REQUIRED)
+  find_package(CLI11 REQUIRED)
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 
-# HDF5's FindHDF5 gives variables, not a target: wrap them once.
-add_library(chorus_hdf5 INTERFACE)
-target_include_directories(chorus_hdf5 SYSTEM INTERFACE ${HDF5_INCLUDE_DIRS})
-target_link_libraries(chorus_hdf5 INTERFACE ${HDF5_CXX_LIBRARIES} ${HDF5_C_LIBRARIES})
-target_compile_definitions(chorus_hdf5 INTERFACE ${HDF5_DEFINITIONS})
+  # HDF5's FindHDF5 gives variables, not a target: wrap them once.
+  add_library(chorus_hdf5 INTERFACE)
+  target_include_directories(chorus_hdf5 SYSTEM INTERFACE ${HDF5_INCLUDE_DIRS})
+  target_link_libraries(chorus_hdf5 INTERFACE ${HDF5_CXX_LIBRARIES} ${HDF5_C_LIBRARIES})
+  target_compile_definitions(chorus_hdf5 INTERFACE ${HDF5_DEFINITIONS})
+endif()
 
 # chorus_torch: LibTorch for Chorus targets, with one shared precompiled header.
 # Only translation units that need tensors link this; the kernel core does not.

@@ -8,8 +8,16 @@
 #include <sstream>
 #include <string>
 
+#include "chorus/config.h"
 #include "common/error.h"
 #include "kernels/attention.h"
+
+#if CHORUS_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "kernels/cuda/attention_cuda.h"
+#endif
 
 namespace chorus {
 namespace {
@@ -39,8 +47,13 @@ void check_arguments(const torch::Tensor& q, const torch::Tensor& k, const torch
   CHORUS_CHECK(k.dim() == 4, "attention: k must have shape [B, H, Nk, D], got ", describe(k));
   CHORUS_CHECK(v.dim() == 4, "attention: v must have shape [B, H, Nk, Dv], got ", describe(v));
   const auto dtype = q.scalar_type();
-  CHORUS_CHECK(dtype == torch::kFloat32 || dtype == torch::kBFloat16,
-               "attention: q must be float32 or bfloat16, got ", describe(q));
+  if (q.is_cuda()) {
+    CHORUS_CHECK(dtype == torch::kFloat32 || dtype == torch::kBFloat16 || dtype == torch::kFloat16,
+                 "attention: q on CUDA must be float32, bfloat16 or float16, got ", describe(q));
+  } else {
+    CHORUS_CHECK(dtype == torch::kFloat32 || dtype == torch::kBFloat16,
+                 "attention: q must be float32 or bfloat16, got ", describe(q));
+  }
   CHORUS_CHECK(k.scalar_type() == dtype && v.scalar_type() == dtype,
                "attention: q, k and v must share a dtype, got q ", q.scalar_type(), ", k ",
                k.scalar_type(), ", v ", v.scalar_type());
@@ -121,10 +134,11 @@ void check_arguments(const torch::Tensor& q, const torch::Tensor& k, const torch
     }
   }
   if (q.is_cuda()) {
-    throw Error(detail::concat("attention: the CUDA kernels are not built yet (q is on ",
-                               q.device(), "); move the inputs to the CPU"));
+    CHORUS_CHECK(CHORUS_WITH_CUDA, "attention: this build has no CUDA kernels (q is on ",
+                 q.device(), "); configure with CHORUS_CUDA=ON or move the inputs to the CPU");
+    return;
   }
-  CHORUS_CHECK(q.is_cpu(), "attention: unsupported device ", q.device(), " (expected cpu)");
+  CHORUS_CHECK(q.is_cpu(), "attention: unsupported device ", q.device(), " (expected cpu or cuda)");
 }
 
 // The masks in the layout the kernels read, kept alive with the autograd node.
@@ -135,16 +149,17 @@ struct MaskTensors {
   torch::Tensor group_visibility;  // uint8 [G, G], contiguous
 };
 
-MaskTensors prepare_masks(const AttentionOptions& o) {
+// On q's device: the CUDA kernels read the masks from device memory.
+MaskTensors prepare_masks(const AttentionOptions& o, const torch::Device& device) {
   MaskTensors m;
-  auto as_int64 = [](const torch::Tensor& t) {
-    return t.defined() ? t.to(torch::kCPU, torch::kInt64).contiguous() : t;
+  auto as_int64 = [&](const torch::Tensor& t) {
+    return t.defined() ? t.to(device, torch::kInt64).contiguous() : t;
   };
   m.key_lengths = as_int64(o.key_lengths);
   m.query_groups = as_int64(o.query_groups);
   m.key_groups = as_int64(o.key_groups);
   if (o.group_visibility.defined()) {
-    m.group_visibility = o.group_visibility.to(torch::kCPU, torch::kUInt8).contiguous();
+    m.group_visibility = o.group_visibility.to(device, torch::kUInt8).contiguous();
   }
   return m;
 }
@@ -168,8 +183,9 @@ AttentionParams make_params(const torch::Tensor& q, const torch::Tensor& k, cons
                             double scale, bool causal, const MaskTensors& m,
                             const torch::Tensor& bias_f32) {
   AttentionParams p;
-  p.dtype = q.scalar_type() == torch::kBFloat16 ? kernels::ElementType::kBFloat16
-                                                : kernels::ElementType::kFloat32;
+  p.dtype = q.scalar_type() == torch::kBFloat16  ? kernels::ElementType::kBFloat16
+            : q.scalar_type() == torch::kFloat16 ? kernels::ElementType::kFloat16
+                                                 : kernels::ElementType::kFloat32;
   p.batch = q.size(0);
   p.heads = q.size(1);
   p.nq = q.size(2);
@@ -206,6 +222,46 @@ torch::Tensor expanded_bias(const torch::Tensor& bias, const torch::Tensor& q, i
   return bias.detach().to(torch::kFloat32).expand({q.size(0), q.size(1), q.size(2), nk});
 }
 
+#if CHORUS_WITH_CUDA
+// The CUDA kernels on the current stream of q's device. The reference flag selects the naive
+// version (the CUDA counterpart of the CPU reference); otherwise the dispatcher's choice, which
+// CHORUS_ATTENTION_CUDA_VERSION overrides. Scratch memory comes from LibTorch's allocator.
+namespace cuda_kernels = kernels::cuda;
+
+cuda_kernels::AttentionVersion cuda_version(const AttentionParams& p, bool reference,
+                                            bool backward) {
+  if (reference) return cuda_kernels::AttentionVersion::kNaive;
+  return cuda_kernels::requested_version(cuda_kernels::current_device_traits(), p.dtype, p.d, p.dv,
+                                         backward);
+}
+
+torch::Tensor workspace_on(const torch::Device& device, size_t bytes) {
+  if (bytes == 0) return torch::Tensor();
+  return torch::empty({static_cast<int64_t>(bytes)},
+                      torch::TensorOptions().dtype(torch::kUInt8).device(device));
+}
+
+void forward_cuda(const AttentionParams& p, const kernels::AttentionForwardOutputs& outputs,
+                  bool reference, const torch::Device& device) {
+  const c10::cuda::CUDAGuard guard(device);
+  const auto version = cuda_version(p, reference, false);
+  const size_t bytes = cuda_kernels::attention_forward_cuda_workspace_bytes(p, version);
+  torch::Tensor workspace = workspace_on(device, bytes);
+  cuda_kernels::attention_forward_cuda(p, outputs, version, at::cuda::getCurrentCUDAStream(),
+                                       bytes ? workspace.data_ptr() : nullptr, bytes);
+}
+
+void backward_cuda(const AttentionParams& p, const kernels::AttentionBackwardArgs& args,
+                   bool reference, const torch::Device& device) {
+  const c10::cuda::CUDAGuard guard(device);
+  const auto version = cuda_version(p, reference, true);
+  const size_t bytes = cuda_kernels::attention_backward_cuda_workspace_bytes(p, version);
+  torch::Tensor workspace = workspace_on(device, bytes);
+  cuda_kernels::attention_backward_cuda(p, args, version, at::cuda::getCurrentCUDAStream(),
+                                        bytes ? workspace.data_ptr() : nullptr, bytes);
+}
+#endif
+
 MaskTensors masks_from(AutogradContext* ctx) {
   MaskTensors m;
   m.key_lengths = ctx->saved_data["key_lengths"].toTensor();
@@ -235,7 +291,11 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
     outputs.out = view_of(out);
     outputs.logsumexp = lse.data_ptr<float>();
     outputs.probabilities = probabilities ? probs.data_ptr<float>() : nullptr;
-    if (reference) {
+    if (q.is_cuda()) {
+#if CHORUS_WITH_CUDA
+      forward_cuda(p, outputs, reference, q.device());
+#endif
+    } else if (reference) {
       kernels::attention_forward_reference(p, outputs);
     } else {
       kernels::attention_forward_cpu(p, outputs);
@@ -275,7 +335,11 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
     args.dk = view_of(dk);
     args.dv = view_of(dv);
     args.dbias = want_dbias ? dbias_full.data_ptr<float>() : nullptr;
-    if (ctx->saved_data["reference"].toBool()) {
+    if (q.is_cuda()) {
+#if CHORUS_WITH_CUDA
+      backward_cuda(p, args, ctx->saved_data["reference"].toBool(), q.device());
+#endif
+    } else if (ctx->saved_data["reference"].toBool()) {
       kernels::attention_backward_reference(p, args);
     } else {
       kernels::attention_backward_cpu(p, args);
@@ -307,7 +371,7 @@ AttentionOutput attention_forward_with(AttentionCpuKernel kernel, const torch::T
   check_arguments(q, k, v, options);
   const double scale =
       options.scale.value_or(q.size(3) > 0 ? 1.0 / std::sqrt(static_cast<double>(q.size(3))) : 1.0);
-  const MaskTensors masks = prepare_masks(options);
+  const MaskTensors masks = prepare_masks(options, q.device());
   std::optional<torch::Tensor> bias;
   if (options.bias.defined()) bias = options.bias;
   auto results =

@@ -30,15 +30,19 @@ struct AttentionOutput {
 };
 
 // Differentiable w.r.t. q, k, v and bias. Fully masked rows give zeros (output and gradients),
-// never NaN. q [B,H,Nq,D], k [B,H,Nk,D], v [B,H,Nk,Dv], any strides, float32 or bfloat16. Bad
-// shapes, dtypes or masks throw chorus::Error naming the argument, its shape and the expected one.
+// never NaN. q [B,H,Nq,D], k [B,H,Nk,D], v [B,H,Nk,Dv], any strides, float32 or bfloat16 (and
+// float16 on CUDA). CUDA tensors run the CUDA kernels (kernels/cuda/attention_cuda.h) on the
+// current stream; mask tensors may stay on the CPU. Bad shapes, dtypes or masks throw chorus::Error
+// naming the argument, its shape and the expected one.
 AttentionOutput attention_forward(const torch::Tensor& q, const torch::Tensor& k,
                                   const torch::Tensor& v, const AttentionOptions& options = {});
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const AttentionOptions& options = {});
 
-// Which kernels run on the CPU: the tiled fast path (default) or the naive double-precision
-// reference (for tests and comparisons). Both go through the same checks and autograd.
+// Which kernels run: the fast path (default) or the reference (for tests and comparisons): on the
+// CPU the naive double-precision reference, on CUDA the naive version of the ladder. Both go
+// through the same checks and autograd. Probabilities, when requested, are recomputed on CUDA from
+// the log-sum-exp by an elementwise kernel.
 enum class AttentionCpuKernel { kFast, kReference };
 AttentionOutput attention_forward_with(AttentionCpuKernel kernel, const torch::Tensor& q,
                                        const torch::Tensor& k, const torch::Tensor& v,

@@ -367,7 +367,10 @@ int main(int argc, char** argv) {
             torch::autograd::grad({out}, {q, k, v}, {p.dout}, /*retain_graph=*/true);
           });
         } catch (const std::exception& e) {
-          Row r{s.label, "bwd", backend.name};
+          Row r;
+          r.shape = s.label;
+          r.pass = "bwd";
+          r.impl = backend.name;
           r.note = std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
           rows.push_back(r);
         }

@@ -13,11 +13,13 @@
 // (three more mantissa bits than bf16, kept at a quarter for margin). The 16-bit floors are
 // looser because the tensor-core kernels round P and dS to 16 bits before the second products
 // and sum in a different order, as FlashAttention does.
+#include <ATen/Parallel.h>
 #include <cuda_runtime_api.h>
 #include <torch/torch.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -239,7 +241,10 @@ Results reference_results(const Case& c, const Inputs& in) {
   const MaskStorage m = masks_on(in, c, torch::kCPU);
   Case fp32_case = c;
   fp32_case.dtype = ElementType::kFloat32;
-  const AttentionParams p = make_params(fp32_case, q, k, v, m, in.scale);
+  AttentionParams p = make_params(fp32_case, q, k, v, m, in.scale);
+  p.parallel_for = [](int64_t n, const std::function<void(int64_t, int64_t)>& body) {
+    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) { body(begin, end); });
+  };
   Results r;
   r.out = torch::empty({c.b, c.h, c.nq, c.dv});
   r.lse = torch::empty({c.b, c.h, c.nq});

@@ -8,7 +8,8 @@
 #
 # Environment: PYTHON (an interpreter with torch; default python3), BUILD_DIR (default
 # build-gpu-check), CUDA_ARCHS (default: the visible GPU's, e.g. 90; 80;90 without one),
-# BENCH_MIN_TIME (seconds per measurement, default 0.05), JOBS (default: all cores).
+# BENCH_MIN_TIME (seconds per measurement, default 0.05), JOBS (default: all cores),
+# BUILD_TIMEOUT (seconds, default 330; a 2-core machine needs about 900).
 # Every step has a time limit so that the whole run stays within about 8 minutes. Without a GPU
 # the build still runs, the tests report themselves skipped and the GPU-only steps are skipped.
 set -u
@@ -22,6 +23,7 @@ PYTHON=${PYTHON:-python3}
 BUILD_DIR=${BUILD_DIR:-build-gpu-check}
 JOBS=${JOBS:-$(nproc)}
 BENCH_MIN_TIME=${BENCH_MIN_TIME:-0.05}
+BUILD_TIMEOUT=${BUILD_TIMEOUT:-330}
 LOGS=$BUILD_DIR/gpu_check_logs
 mkdir -p "$LOGS"
 START=$(date +%s)
@@ -80,7 +82,7 @@ if ! timeout 180 "$CMAKE" -S . -B "$BUILD_DIR" -G "$GENERATOR" -DCMAKE_BUILD_TYP
 fi
 BUILD_START=$(date +%s)
 log "building attention_cuda_tests and attention_cuda with $JOBS jobs"
-if ! timeout 330 "$CMAKE" --build "$BUILD_DIR" -j "$JOBS" --target attention_cuda_tests attention_cuda \
+if ! timeout "$BUILD_TIMEOUT" "$CMAKE" --build "$BUILD_DIR" -j "$JOBS" --target attention_cuda_tests attention_cuda \
     >"$LOGS/build.log" 2>&1; then
   echo "Build failed:" >>"$SUMMARY"
   grep -E "error|Error" "$LOGS/build.log" | head -n 30 >"$LOGS/build_errors.log" || true

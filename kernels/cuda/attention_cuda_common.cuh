@@ -138,6 +138,20 @@ __device__ __forceinline__ int visible_key_end(const KernelArgs& a, int b) {
 
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 
+// The element type's name for messages (the core's element_type_name lives in the CPU library,
+// which links after this one).
+inline const char* dtype_name(ElementType type) {
+  switch (type) {
+    case ElementType::kFloat32:
+      return "float32";
+    case ElementType::kBFloat16:
+      return "bfloat16";
+    case ElementType::kFloat16:
+      return "float16";
+  }
+  return "unknown";
+}
+
 inline int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
 
 inline void check_launch(const char* what) {

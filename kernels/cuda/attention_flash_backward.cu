@@ -207,7 +207,7 @@ template void launch_backward<__half, 128>(const KernelArgs&, const AttentionBac
 void backward(const KernelArgs& a, ElementType dtype, const AttentionBackwardArgs& args,
               const float* delta, float* dq_accum, cudaStream_t stream) {
   CHORUS_CHECK(supports(dtype, a.d, a.dv), "attention_cuda (flash): unsupported case: ",
-               element_type_name(dtype), " with D = ", a.d, ", Dv = ", a.dv,
+               dtype_name(dtype), " with D = ", a.d, ", Dv = ", a.dv,
                " (needs bfloat16 or float16 with D = Dv in {64, 128})");
   if (static_cast<int64_t>(a.batch) * a.heads * a.nk == 0) return;
   const bool bf16 = dtype == ElementType::kBFloat16;

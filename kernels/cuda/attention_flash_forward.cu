@@ -205,7 +205,7 @@ bool supports(ElementType dtype, int64_t d, int64_t dv) {
 void forward(const KernelArgs& a, ElementType dtype, const AttentionForwardOutputs& out,
              cudaStream_t stream) {
   CHORUS_CHECK(supports(dtype, a.d, a.dv), "attention_cuda (flash): unsupported case: ",
-               element_type_name(dtype), " with D = ", a.d, ", Dv = ", a.dv,
+               dtype_name(dtype), " with D = ", a.d, ", Dv = ", a.dv,
                " (needs bfloat16 or float16 with D = Dv in {64, 128})");
   if (static_cast<int64_t>(a.batch) * a.heads * a.nq == 0) return;
   const bool bf16 = dtype == ElementType::kBFloat16;

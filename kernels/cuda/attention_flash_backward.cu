@@ -88,6 +88,11 @@ __global__ void __launch_bounds__(BackwardTraits<D>::kThreads)
     }
 
     // P^T and dS^T in place (st <- P, dpt <- dS); dS also into dbias and, as 16 bits, into sdS.
+    // A tile whose every pair is visible (no bias, no groups, inside the key lengths and below
+    // the causal diagonal) skips the per-element mask test; its rows see a key, so lse is finite.
+    const bool whole = a.bias == nullptr && a.group_visibility == nullptr &&
+                       n0 + Tr::kBlockN <= visible_key_end(a, b) && m0 + Tr::kBlockM <= a.nq &&
+                       (!a.causal || n0 + Tr::kBlockN - 1 <= m0 + shift);
 #pragma unroll
     for (int n = 0; n < kTilesM; ++n) {
 #pragma unroll
@@ -97,7 +102,10 @@ __global__ void __launch_bounds__(BackwardTraits<D>::kThreads)
         const int i = m0 + r;
         float p = 0.f, ds = 0.f;
         const float lse_i = sLse[r];
-        if (i < a.nq && j < a.nk && lse_i != kMinusInf && mask_allows(a, b, i, j)) {
+        if (whole) {
+          p = __expf(st[n][e] * a.scale - lse_i);
+          ds = p * (dpt[n][e] - sDelta[r]);
+        } else if (i < a.nq && j < a.nk && lse_i != kMinusInf && mask_allows(a, b, i, j)) {
           const float s = biased_score(a, st[n][e], b, h, i, j);
           if (s != kMinusInf) {
             p = __expf(s - lse_i);

@@ -14,6 +14,8 @@
 // looser because the tensor-core kernels round P and dS to 16 bits before the second products
 // and sum in a different order, as FlashAttention does.
 #include <ATen/Parallel.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 #include <torch/torch.h>
 
@@ -837,6 +839,64 @@ MINI_TEST(Op, CudaAutogradMatchesTheCpuOp) {
         MINI_EXPECT(p.empty()) << c.name() << ": " << p;
       }
     }
+  }
+}
+
+// The op queues its kernels on LibTorch's current stream: on a side stream (not synchronised with
+// the default one) the results equal the default stream's.
+MINI_TEST(Op, RunsOnTheCurrentStream) {
+  REQUIRE_GPU();
+  torch::manual_seed(17);
+  const auto opts = torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA);
+  const auto q = torch::randn({4, 8, 1000, 64}, opts), k = torch::randn({4, 8, 1500, 64}, opts),
+             v = torch::randn({4, 8, 1500, 64}, opts), dout = torch::randn({4, 8, 1000, 64}, opts);
+  AttentionOptions o;
+  o.causal = true;
+  auto run = [&](torch::Tensor* out, torch::Tensor* dq) {
+    auto qq = q.detach().requires_grad_(true);
+    *out = chorus::attention(qq, k, v, o);
+    out->backward(dout);
+    *dq = qq.grad();
+  };
+  torch::Tensor out0, dq0, out1, dq1;
+  run(&out0, &dq0);
+  synchronize("default stream");
+  {
+    const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
+    const c10::cuda::CUDAStreamGuard guard(side);
+    run(&out1, &dq1);
+    side.synchronize();
+  }
+  MINI_EXPECT(torch::equal(out0, out1)) << "forward differs on a side stream";
+  // dQ sums with atomics in an unspecified order: equal up to rounding, not bit for bit.
+  MINI_EXPECT(max_abs_diff(dq0, dq1) <= 1e-2 * std::max(1.0, dq0.abs().max().item<double>()))
+      << "backward differs on a side stream by " << max_abs_diff(dq0, dq1);
+}
+
+// Forward kernels make no atomic sums: two runs give identical bits.
+MINI_TEST(Determinism, ForwardIsBitwiseRepeatable) {
+  REQUIRE_GPU();
+  for (AttentionVersion version : {AttentionVersion::kNaive, AttentionVersion::kTiled,
+                                   AttentionVersion::kFlash, AttentionVersion::kCublas}) {
+    Case c;
+    c.b = 2;
+    c.h = 3;
+    c.nq = 150;
+    c.nk = 333;
+    c.d = c.dv = 64;
+    c.causal = true;
+    c.bias = BiasKind::kPerHead;
+    c.dtype = version == AttentionVersion::kFlash ? ElementType::kBFloat16 : ElementType::kFloat32;
+    const Inputs in = make_inputs(c, 3);
+    std::vector<std::string> problems;
+    const Results first = gpu_results(c, in, version, &problems);
+    const Results second = gpu_results(c, in, version, &problems);
+    MINI_EXPECT(problems.empty()) << attention_version_name(version) << ": " << problems.front();
+    MINI_EXPECT(torch::equal(first.out, second.out)) << attention_version_name(version) << " out";
+    MINI_EXPECT(torch::equal(first.lse.nan_to_num(), second.lse.nan_to_num()))
+        << attention_version_name(version) << " lse";
+    MINI_EXPECT(torch::equal(first.dk, second.dk)) << attention_version_name(version) << " dk";
+    MINI_EXPECT(torch::equal(first.dv, second.dv)) << attention_version_name(version) << " dv";
   }
 }
 

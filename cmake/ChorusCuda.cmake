@@ -26,7 +26,14 @@ if(CHORUS_WITH_CUDA)
   # otherwise overrides the architecture list with its own.
   set(CHORUS_CUDA_ARCHITECTURES 80 90 CACHE STRING "CUDA architectures for Chorus kernels")
   set(CMAKE_CUDA_ARCHITECTURES ${CHORUS_CUDA_ARCHITECTURES})
-  set(ENV{TORCH_CUDA_ARCH_LIST} "8.0;9.0")
+  # LibTorch's config adds global -gencode flags for TORCH_CUDA_ARCH_LIST: give it the same list
+  # (80;90 -> 8.0;9.0) so that a single-architecture build (scripts/gpu_check.sh) compiles once.
+  set(_chorus_torch_archs "")
+  foreach(_arch IN LISTS CHORUS_CUDA_ARCHITECTURES)
+    string(REGEX REPLACE "^([0-9]+)([0-9])[a-z]*$" "\\1.\\2" _dotted "${_arch}")
+    list(APPEND _chorus_torch_archs "${_dotted}")
+  endforeach()
+  set(ENV{TORCH_CUDA_ARCH_LIST} "${_chorus_torch_archs}")
   set(CMAKE_CUDA_STANDARD 17)
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   enable_language(CUDA)

@@ -911,6 +911,75 @@ MINI_TEST(Op, RejectsFloat16OnTheCpuAndNamesTheDevice) {
   }
 }
 
+// --- Argument checks that come before any CUDA call (no GPU needed).
+
+std::string error_of(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+MINI_TEST(Arguments, BadArgumentsThrowBeforeAnyKernel) {
+  AttentionParams p;
+  p.dtype = ElementType::kBFloat16;
+  p.batch = 2;
+  p.heads = 3;
+  p.nq = 5;
+  p.nk = 7;
+  p.d = p.dv = 64;
+  float dummy = 0.f;
+  AttentionForwardOutputs o;
+  o.out.data = &dummy;
+  o.logsumexp = &dummy;
+  AttentionBackwardArgs a;
+  a.logsumexp = &dummy;
+  a.dq.data = a.dk.data = a.dv.data = &dummy;
+
+  std::string message = error_of([&] {
+    attention_backward_cuda(p, a, AttentionVersion::kFlash, nullptr, nullptr, 0);
+  });
+  MINI_EXPECT(message.find("workspace") != std::string::npos &&
+              message.find(std::to_string(attention_backward_cuda_workspace_bytes(
+                  p, AttentionVersion::kFlash))) != std::string::npos)
+      << "missing workspace: '" << message << "'";
+
+  AttentionParams bad = p;
+  bad.dtype = static_cast<ElementType>(7);
+  message = error_of([&] { attention_forward_cuda(bad, o, AttentionVersion::kTiled, nullptr, nullptr, 0); });
+  MINI_EXPECT(message.find("element type") != std::string::npos) << "'" << message << "'";
+
+  bad = p;
+  bad.nk = -1;
+  message = error_of([&] { attention_forward_cuda(bad, o, AttentionVersion::kTiled, nullptr, nullptr, 0); });
+  MINI_EXPECT(message.find("negative size") != std::string::npos && message.find("-1") != std::string::npos)
+      << "'" << message << "'";
+
+  bad = p;
+  bad.nq = int64_t{1} << 40;
+  message = error_of([&] { attention_forward_cuda(bad, o, AttentionVersion::kTiled, nullptr, nullptr, 0); });
+  MINI_EXPECT(message.find("32-bit") != std::string::npos) << "'" << message << "'";
+
+  bad = p;
+  uint8_t visibility = 1;
+  bad.mask.group_visibility = &visibility;  // without query_groups and key_groups
+  message = error_of([&] { attention_forward_cuda(bad, o, AttentionVersion::kTiled, nullptr, nullptr, 0); });
+  MINI_EXPECT(message.find("group") != std::string::npos) << "'" << message << "'";
+
+  AttentionForwardOutputs missing;
+  message = error_of([&] { attention_forward_cuda(p, missing, AttentionVersion::kTiled, nullptr, nullptr, 0); });
+  MINI_EXPECT(message.find("logsumexp") != std::string::npos) << "'" << message << "'";
+
+  // Empty problems return before touching the device.
+  AttentionParams empty = p;
+  empty.nq = 0;
+  MINI_EXPECT(error_of([&] {
+                attention_forward_cuda(empty, missing, AttentionVersion::kFlash, nullptr, nullptr, 0);
+              }).empty());
+}
+
 // --- The dispatcher (no GPU needed).
 
 CudaDeviceTraits ampere() {

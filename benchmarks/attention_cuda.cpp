@@ -333,7 +333,7 @@ int main(int argc, char** argv) {
         record("fwd", name, [&] {
           kc::attention_forward_cuda(params, fwd, version, stream, ws.data_ptr(), bytes);
         });
-        if (version == kc::AttentionVersion::kCublas || s.decode()) continue;
+        if (s.decode()) continue;
         if (kc::effective_backward_version(traits, params, version) != version) continue;
         kc::attention_forward_cuda(params, fwd, version, stream, ws.data_ptr(), bytes);
         AttentionBackwardArgs bwd;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -122,6 +123,7 @@ AttentionVersion effective_backward_version(const CudaDeviceTraits& device,
                                             const AttentionParams& p, AttentionVersion requested) {
   switch (requested) {
     case AttentionVersion::kCublas:
+      if (cublas_layout_ok(p) && p.nq > 0) return AttentionVersion::kCublas;
       return effective_backward_version(device, p, choose_version(device, p.dtype, p.d, p.dv, true));
     case AttentionVersion::kFlash:
       if (flash_fits(device, p.dtype, p.d, p.dv)) return AttentionVersion::kFlash;
@@ -319,8 +321,13 @@ void check_workspace(void* workspace, size_t have, size_t need, const char* what
 }  // namespace
 
 size_t attention_backward_cuda_workspace_bytes(const AttentionParams& p, AttentionVersion version) {
-  (void)version;  // every version fits in the tiled/flash layout (naive uses only delta)
-  return delta_bytes(p) + dq_accum_bytes(p);
+  // Every fused version fits in the tiled/flash layout (naive uses only delta); cuBLAS's buffers
+  // follow delta, and a cuBLAS request that falls back still finds dq_accum there.
+  size_t rest = dq_accum_bytes(p);
+  if (version == AttentionVersion::kCublas) {
+    rest = std::max(rest, cublas::backward_workspace_bytes(make_kernel_args(p), p.dtype));
+  }
+  return delta_bytes(p) + rest;
 }
 
 void attention_forward_cuda(const AttentionParams& p, const AttentionForwardOutputs& out,
@@ -370,12 +377,17 @@ void attention_backward_cuda(const AttentionParams& p, const AttentionBackwardAr
   auto* delta = static_cast<float*>(workspace);
   auto* dq_accum = reinterpret_cast<float*>(static_cast<char*>(workspace) + delta_bytes(p));
   const CudaDeviceTraits device = current_device_traits();
-  const AttentionVersion run = effective_backward_version(device, p, version);
+  AttentionVersion run = effective_backward_version(device, p, version);
+  if (run == AttentionVersion::kCublas && !cublas::backward_layout_ok(args, p.d, p.dv)) {
+    run = effective_backward_version(device, p, choose_version(device, p.dtype, p.d, p.dv, true));
+  }
   row_delta(a, p.dtype, args, delta, stream);
   switch (run) {
     case AttentionVersion::kNaive:
-    case AttentionVersion::kCublas:  // not reached: effective_backward_version maps it away
       naive::backward(a, p.dtype, args, delta, stream);
+      break;
+    case AttentionVersion::kCublas:
+      cublas::backward(a, p.dtype, args, delta, stream, dq_accum, workspace_bytes - delta_bytes(p));
       break;
     case AttentionVersion::kTiled:
     case AttentionVersion::kFlash: {

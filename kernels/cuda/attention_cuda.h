@@ -23,7 +23,7 @@ enum class AttentionVersion {
   kNaive,   // v1: one thread per output element, fp32 accumulation, any dtype and size
   kTiled,   // v2: shared-memory tiles, fp32 compute, online softmax
   kFlash,   // v3: tensor cores (mma.sync m16n8k16), bf16/fp16 with D = Dv in {64, 128}
-  kCublas,  // baseline: cuBLAS GEMM -> masked softmax -> cuBLAS GEMM (forward only)
+  kCublas,  // baseline: unfused cuBLAS GEMMs around masked softmax kernels (forward, backward)
 };
 
 const char* attention_version_name(AttentionVersion version);
@@ -47,7 +47,8 @@ AttentionVersion choose_version(const CudaDeviceTraits& device, ElementType dtyp
 AttentionVersion requested_version(const CudaDeviceTraits& device, ElementType dtype, int64_t d,
                                    int64_t dv, bool needs_backward);
 // The version that actually runs when `requested` is asked for: a version that cannot take the
-// case steps down the ladder (flash -> tiled -> naive; cublas's backward -> the chosen backward).
+// case steps down the ladder (flash -> tiled -> naive; cublas -> the dispatcher's choice when a
+// tensor lacks a unit last stride or a size is 0).
 AttentionVersion effective_forward_version(const CudaDeviceTraits& device,
                                            const AttentionParams& params,
                                            AttentionVersion requested);

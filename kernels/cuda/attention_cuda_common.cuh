@@ -195,6 +195,12 @@ namespace cublas {
 size_t forward_workspace_bytes(const KernelArgs& a, ElementType dtype);
 void forward(const KernelArgs& a, ElementType dtype, const AttentionForwardOutputs& out,
              cudaStream_t stream, void* workspace, size_t workspace_bytes);
+// Whether dO, dQ, dK and dV have rows cuBLAS can read and write (unit last stride).
+bool backward_layout_ok(const AttentionBackwardArgs& args, int64_t d, int64_t dv);
+size_t backward_workspace_bytes(const KernelArgs& a, ElementType dtype);
+// delta: D_i from row_delta; writes dq, dk, dv (and dbias) directly.
+void backward(const KernelArgs& a, ElementType dtype, const AttentionBackwardArgs& args,
+              const float* delta, cudaStream_t stream, void* workspace, size_t workspace_bytes);
 }  // namespace cublas
 
 // Shared helpers (attention_cuda.cu).

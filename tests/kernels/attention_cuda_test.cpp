@@ -1020,11 +1020,14 @@ MINI_TEST(Dispatch, VersionsStepDownTheLadder) {
   p.q.strides[2] = p.k.strides[2] = p.v.strides[2] = 64;
   MINI_EXPECT(effective_forward_version(a100, p, AttentionVersion::kFlash) == AttentionVersion::kTiled);
   MINI_EXPECT(effective_forward_version(a100, p, AttentionVersion::kCublas) == AttentionVersion::kCublas);
-  MINI_EXPECT(effective_backward_version(a100, p, AttentionVersion::kCublas) == AttentionVersion::kTiled);
+  MINI_EXPECT(effective_backward_version(a100, p, AttentionVersion::kCublas) == AttentionVersion::kCublas);
   p.dtype = ElementType::kBFloat16;
+  p.nq = 0;  // nothing for cuBLAS to multiply: the fused kernels write the zeros
   MINI_EXPECT(effective_backward_version(a100, p, AttentionVersion::kCublas) == AttentionVersion::kFlash);
+  p.nq = 16;
   p.k.strides[3] = 16;  // no unit last stride: cuBLAS cannot read K's rows
   MINI_EXPECT(effective_forward_version(a100, p, AttentionVersion::kCublas) == AttentionVersion::kFlash);
+  MINI_EXPECT(effective_backward_version(a100, p, AttentionVersion::kCublas) == AttentionVersion::kFlash);
   p.d = p.dv = 2000;
   MINI_EXPECT(effective_forward_version(a100, p, AttentionVersion::kTiled) == AttentionVersion::kNaive);
 }

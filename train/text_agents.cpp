@@ -62,6 +62,9 @@ nlohmann::json describe(const TextPairSource& s) {
   if (s.format == TextPairFormat::text) {
     j["source"] = file_facts(s.source_file);
     j["target"] = file_facts(s.target_file);
+  } else if (s.format == TextPairFormat::lm) {
+    j["file"] = file_facts(s.file);
+    j["chunks"] = {s.chunk_words, s.prompt};
   } else {
     j["file"] = file_facts(s.file);
     j["fields"] = {s.source_field, s.target_field, s.header, s.source_column, s.target_column};
@@ -154,12 +157,21 @@ TextAgentSpec read_text_agent(const ConfigView& root) {
   s.name = root.get<std::string>("name", s.name);
 
   const auto data = root.child("data");
-  const auto format_name = data.get_choice("format", {"text", "jsonl", "tsv"});
+  const auto format_name = data.get_choice("format", {"text", "jsonl", "tsv", "lm"});
   const auto format = format_name == "text"    ? TextPairFormat::text
                       : format_name == "jsonl" ? TextPairFormat::jsonl
-                                               : TextPairFormat::tsv;
+                      : format_name == "tsv"   ? TextPairFormat::tsv
+                                               : TextPairFormat::lm;
   s.train_data = read_text_pair_source(data.child("train"), format);
   s.valid_data = read_text_pair_source(data.child("valid"), format);
+  if (format == TextPairFormat::lm) {
+    const auto chunk_words = data.get_int("chunk_words", 64, 1);
+    const auto prompt = data.get<std::string>("prompt", std::string());
+    for (auto* split : {&s.train_data, &s.valid_data}) {
+      split->chunk_words = chunk_words;
+      split->prompt = prompt;
+    }
+  }
   s.load.max_examples = data.get_int("max_examples", 0, 0);
   s.load.skip_empty = data.get<bool>("skip_empty", true);
   s.load.strip = data.get<bool>("strip", true);
@@ -187,8 +199,8 @@ TextAgentSpec read_text_agent(const ConfigView& root) {
 
   const auto t = agent.child("train");
   s.trainer = read_trainer_options(t, "pretrain " + s.name, s.seed);
-  s.trainer.best_metric = "bleu";
-  s.trainer.higher_is_better = true;
+  s.trainer.best_metric = s.language_model() ? "ppl" : "bleu";
+  s.trainer.higher_is_better = !s.language_model();
   s.batching.batch_size = t.get_int("batch_size", 0, 0);
   s.batching.max_tokens = t.get_int("max_tokens", 0, 0);
   s.batching.pool_batches = t.get_int("pool_batches", 100, 1);
@@ -201,6 +213,15 @@ TextAgentSpec read_text_agent(const ConfigView& root) {
   s.eval_batch_size = agent.get_int("eval_batch_size", 64, 1);
   s.eval_max_new_tokens = agent.get_int("eval_max_new_tokens", 0, 0);
   return s;
+}
+
+eval::PerplexityResult validation_perplexity(const model::Seq2SeqModel& model, const model::Tokenizer& tokenizer,
+                                             const std::vector<TextPair>& pairs, int64_t batch_size) {
+  const auto data = tokenize_pairs(tokenizer, pairs);
+  eval::PerplexityOptions options;
+  options.batch_size = batch_size;
+  options.origin = "validation example";
+  return eval::sequence_perplexity(model, data.targets, data.sources, tokenizer.pad_id(), options);
 }
 
 double greedy_bleu(const model::Seq2SeqModel& model, const model::Tokenizer& tokenizer,
@@ -268,7 +289,12 @@ TextPretrainResult pretrain_text_agent(const TextAgentSpec& spec, const std::fil
     fs::create_directories(tokenizer_folder);
     std::vector<std::string> sentences;
     sentences.reserve(2 * train_pairs.size());
-    for (const auto& p : train_pairs) sentences.push_back(p.source);
+    // A language model's sources are all one prompt: it is learnt once, not once per chunk.
+    if (spec.language_model()) {
+      if (!train_pairs.front().source.empty()) sentences.push_back(train_pairs.front().source);
+    } else {
+      for (const auto& p : train_pairs) sentences.push_back(p.source);
+    }
     for (const auto& p : train_pairs) sentences.push_back(p.target);
     train_sentencepiece(sentences, spec.tokenizer, tokenizer_folder / "spiece.model");
   }
@@ -298,6 +324,10 @@ TextPretrainResult pretrain_text_agent(const TextAgentSpec& spec, const std::fil
       },
       InputSmoothing{},
       [&](const model::Seq2SeqModel& m) {
+        if (spec.language_model()) {
+          return std::map<std::string, double>{
+              {"ppl", validation_perplexity(m, *tokenizer, valid_pairs, spec.eval_batch_size).perplexity}};
+        }
         return std::map<std::string, double>{
             {"bleu", greedy_bleu(m, *tokenizer, valid_pairs, spec.eval_batch_size, max_new_tokens)}};
       },
@@ -309,7 +339,13 @@ TextPretrainResult pretrain_text_agent(const TextAgentSpec& spec, const std::fil
     load_parameters(best_checkpoint_path(work_folder), problem.parameters());
   }
   model->freeze();
-  result.bleu = greedy_bleu(*model, *tokenizer, valid_pairs, spec.eval_batch_size, max_new_tokens);
+  if (spec.language_model()) {
+    const auto ppl = validation_perplexity(*model, *tokenizer, valid_pairs, spec.eval_batch_size);
+    result.perplexity = ppl.perplexity;
+    result.eval_tokens = ppl.total_tokens;
+  } else {
+    result.bleu = greedy_bleu(*model, *tokenizer, valid_pairs, spec.eval_batch_size, max_new_tokens);
+  }
   const auto losses = read_losses(work_folder / "metrics.jsonl");
 
   // Publish: build the folder next to its final place, then rename it in.
@@ -319,12 +355,10 @@ TextPretrainResult pretrain_text_agent(const TextAgentSpec& spec, const std::fil
   model::save_model_checkpoint(staging / "model.h5", model::ModelFiles{config_json, model::model_weights(*model)});
   fs::copy_file(tokenizer_folder / "spiece.model", staging / "spiece.model");
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const nlohmann::json info = {
+  nlohmann::json info = {
       {"fingerprint", fingerprint},
       {"name", spec.name},
-      {"kind", "text"},
-      {"bleu", result.bleu},
-      {"bleu_signature", eval::BleuScorer().signature(1)},
+      {"kind", spec.language_model() ? "text_lm" : "text"},
       {"eval_examples", static_cast<int64_t>(valid_pairs.size())},
       {"steps", trained.steps_done},
       {"best_step", trained.best_step},
@@ -338,6 +372,14 @@ TextPretrainResult pretrain_text_agent(const TextAgentSpec& spec, const std::fil
       {"train_seconds", trained.seconds},
       {"seconds", result.seconds},
       {"data", {{"train", describe(spec.train_data)}, {"valid", describe(spec.valid_data)}}}};
+  if (spec.language_model()) {
+    info["ppl"] = result.perplexity;
+    info["eval_tokens"] = result.eval_tokens;
+    info["ppl_convention"] = "exp(mean token NLL), teacher forcing, </s> counted, source: the prompt";
+  } else {
+    info["bleu"] = result.bleu;
+    info["bleu_signature"] = eval::BleuScorer().signature(1);
+  }
   write_file_atomically(staging / "pretrain.json", info.dump(2) + "\n");
   if (!folder.parent_path().empty()) fs::create_directories(folder.parent_path());
   fs::rename(staging, folder);

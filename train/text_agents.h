@@ -1,5 +1,6 @@
-// Agents trained from scratch on text pairs (e.g. a Multi30k English->German translator): a
-// SentencePiece vocabulary and a small T5, published as an agent folder that experiments load and freeze.
+// Agents trained from scratch on text pairs (e.g. a Multi30k English->German translator) or on running
+// text as a language model (the lm data format): a SentencePiece vocabulary and a small T5, published
+// as an agent folder that experiments load and freeze.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/fluency/perplexity.h"
 #include "model/t5/t5_init.h"
 #include "train/config.h"
 #include "train/data/batching.h"
@@ -38,12 +40,17 @@ struct TextAgentSpec {
   OverLength over_length = OverLength::truncate;
   SentencePieceOptions tokenizer;
   model::T5Shape shape;         // vocab_size comes from the trained tokenizer
-  TrainerOptions trainer;       // best_metric is "bleu"
+  TrainerOptions trainer;       // best_metric: "bleu" (higher is better); lm: "ppl" (lower is better)
   BucketingOptions batching;
-  int64_t eval_examples = 500;  // the first N validation pairs, decoded greedily for BLEU
+  // The first N validation pairs: decoded greedily for BLEU, or (lm) scored for perplexity.
+  int64_t eval_examples = 500;
   int64_t eval_batch_size = 64;
   int64_t eval_max_new_tokens = 0;  // 0: max_length
   uint64_t seed = 0;
+
+  // Whether the agent is a language model (data.format lm): evaluated by validation perplexity
+  // (eval/fluency/perplexity.h, teacher forcing, </s> counted) instead of BLEU.
+  bool language_model() const { return train_data.format == TextPairFormat::lm; }
 
   // A stable digest of the spec and the data files (paths, sizes, modification times): a training
   // run in the work folder is resumed only under the same fingerprint.
@@ -51,15 +58,18 @@ struct TextAgentSpec {
 };
 
 // Reads a `chorus pretrain` config for a text agent from its root: seed, name, data{format, train,
-// valid, max_examples, max_length, over_length, skip_empty, strip}, tokenizer{type, vocab_size,
-// character_coverage, max_sentences}, agent{model{...}, train{..., batch_size | max_tokens,
-// pool_batches}, eval_examples, eval_batch_size, eval_max_new_tokens}. See docs/DATA.md.
+// valid, max_examples, max_length, over_length, skip_empty, strip, and for lm chunk_words, prompt},
+// tokenizer{type, vocab_size, character_coverage, max_sentences}, agent{model{...}, train{...,
+// batch_size | max_tokens, pool_batches}, eval_examples, eval_batch_size, eval_max_new_tokens}.
+// See docs/DATA.md.
 TextAgentSpec read_text_agent(const ConfigView& root);
 
 struct TextPretrainResult {
   std::filesystem::path folder;  // model.h5 + spiece.model + pretrain.json
   double seconds = 0;            // wall time of this call (data, tokenizer, training, evaluation)
-  double bleu = 0;               // corpus BLEU of the best checkpoint on the evaluation subset
+  double bleu = 0;               // corpus BLEU of the best checkpoint on the evaluation subset (0 for lm)
+  double perplexity = 0;         // lm: validation perplexity of the best checkpoint (0 otherwise)
+  int64_t eval_tokens = 0;       // lm: the tokens that perplexity averages over
   int64_t steps = 0;
   int64_t train_examples = 0;    // after skipping and the length limit
   LengthLimitStats length_limit;
@@ -71,6 +81,10 @@ struct TextPretrainResult {
 // publishes model.h5, spiece.model and pretrain.json into `folder` atomically (a rename).
 TextPretrainResult pretrain_text_agent(const TextAgentSpec& spec, const std::filesystem::path& folder,
                                        const std::filesystem::path& work_folder, bool resume);
+
+// Perplexity of `pairs`' targets given their sources (teacher forcing; see eval/fluency/perplexity.h).
+eval::PerplexityResult validation_perplexity(const model::Seq2SeqModel& model, const model::Tokenizer& tokenizer,
+                                             const std::vector<TextPair>& pairs, int64_t batch_size);
 
 // Corpus BLEU (sacrebleu defaults) of greedy translations of `pairs`' sources against their targets.
 double greedy_bleu(const model::Seq2SeqModel& model, const model::Tokenizer& tokenizer,

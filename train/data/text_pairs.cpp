@@ -15,8 +15,9 @@
 namespace chorus::train {
 namespace {
 
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
 std::string_view strip_ascii(std::string_view text) {
-  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
   while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
   while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
   return text;
@@ -137,13 +138,58 @@ void load_tsv(const TextPairSource& s, const TextPairOptions& options, std::vect
   }
 }
 
+void load_lm(const TextPairSource& s, const TextPairOptions& options, std::vector<TextPair>& pairs,
+             TextPairStats& stats) {
+  CHORUS_CHECK(s.chunk_words >= 1, s.file.string(), ": chunk_words = ", s.chunk_words, " (expected at least 1)");
+  const auto lines = read_text_lines(s.file);
+  check_utf8(s.file, lines);
+  const std::string prompt = options.strip ? std::string(strip_ascii(s.prompt)) : s.prompt;
+  for (const auto& line : lines) {
+    ++stats.lines;
+    const auto chunks = split_into_chunks(line, s.chunk_words);
+    if (chunks.empty()) {
+      ++stats.skipped_empty;
+      continue;
+    }
+    for (const auto& chunk : chunks) {
+      pairs.push_back({prompt, chunk});
+      if (options.max_examples > 0 && static_cast<int64_t>(pairs.size()) >= options.max_examples) return;
+    }
+  }
+}
+
 }  // namespace
+
+std::vector<std::string> split_into_chunks(std::string_view line, int64_t chunk_words) {
+  CHORUS_CHECK(chunk_words >= 1, "chunk_words = ", chunk_words, " (expected at least 1)");
+  std::vector<std::string> chunks;
+  std::string chunk;
+  int64_t words = 0;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && is_space(line[i])) ++i;
+    if (i == line.size()) break;
+    const size_t start = i;
+    while (i < line.size() && !is_space(line[i])) ++i;
+    if (words == chunk_words) {
+      chunks.push_back(std::move(chunk));
+      chunk.clear();
+      words = 0;
+    }
+    if (words > 0) chunk += ' ';
+    chunk.append(line.substr(start, i - start));
+    ++words;
+  }
+  if (words > 0) chunks.push_back(std::move(chunk));
+  return chunks;
+}
 
 const char* to_string(TextPairFormat format) {
   switch (format) {
     case TextPairFormat::text: return "text";
     case TextPairFormat::jsonl: return "jsonl";
     case TextPairFormat::tsv: return "tsv";
+    case TextPairFormat::lm: return "lm";
   }
   return "?";
 }
@@ -200,6 +246,7 @@ std::vector<TextPair> load_text_pairs(const TextPairSource& source, const TextPa
     case TextPairFormat::text: load_text(source, options, pairs, local); break;
     case TextPairFormat::jsonl: load_jsonl(source, options, pairs, local); break;
     case TextPairFormat::tsv: load_tsv(source, options, pairs, local); break;
+    case TextPairFormat::lm: load_lm(source, options, pairs, local); break;
   }
   if (stats != nullptr) *stats = local;
   return pairs;
@@ -228,6 +275,9 @@ TextPairSource read_text_pair_source(const ConfigView& v, TextPairFormat format)
         s.source_column = v.get_int("source_column", 0, 0);
         s.target_column = v.get_int("target_column", 1, 0);
       }
+      break;
+    case TextPairFormat::lm:
+      s.file = v.get_path("file", /*must_exist=*/true);
       break;
   }
   return s;

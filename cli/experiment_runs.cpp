@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "eval/report/report_html.h"
+#include "train/kv_router.h"
 
 namespace chorus::cli {
 
@@ -20,8 +21,9 @@ std::filesystem::path timestamped_run_folder(const std::string& config) {
 }
 
 std::filesystem::path run_experiment(const train::Config& config, const train::ExperimentRun& run) {
-  config.root().get_choice("experiment", {"kv_arithmetic"});
-  return train::run_kv_arithmetic_experiment(config, run);
+  const auto kind = config.root().get_choice("experiment", {"kv_arithmetic", "kv_router"});
+  return kind == "kv_router" ? train::run_kv_router_experiment(config, run)
+                             : train::run_kv_arithmetic_experiment(config, run);
 }
 
 void write_html_after_training(const std::filesystem::path& run_folder) {

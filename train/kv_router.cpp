@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -464,6 +465,18 @@ torch::Tensor reward_matrix(const std::vector<ArmOutputs>& outputs,
   return rewards;
 }
 
+// The phase times of the report.json an earlier run wrote into `folder` (an empty object when there
+// is none or it cannot be read). Only pretraining is ever skipped by a resumed run (the phases
+// after it rerun); when it is, its time is the earlier run's, when the agents were trained.
+nlohmann::json earlier_phases(const fs::path& folder) {
+  std::ifstream in(folder / "report.json");
+  if (!in) return nlohmann::json::object();
+  const auto report = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!report.is_object() || !report.contains("phases") || !report["phases"].is_object())
+    return nlohmann::json::object();
+  return report["phases"];
+}
+
 }  // namespace
 
 std::filesystem::path run_kv_router_experiment(const Config& config, const ExperimentRun& run) {
@@ -481,6 +494,8 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
     if (!run.quiet) std::cerr << line << std::endl;
   };
   nlohmann::json phases = nlohmann::json::object();
+  const nlohmann::json earlier =
+      run.mode == RunMode::resume ? earlier_phases(run.folder) : nlohmann::json::object();
 
   // 1. The agents, from the cache the quickstart fills (trained here when absent). A resumed run
   // continues their training; the phases after it are deterministic and take seconds, so they
@@ -512,6 +527,14 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
         collab::load_agent(plan.agents[i].name, pretrained[i].folder, plan.agents[i].role));
   }
   phases["pretrain"] = {{"seconds", since(phase_start)}};
+  const bool pretrain_skipped = std::all_of(pretrained.begin(), pretrained.end(),
+                                            [](const PretrainResult& p) { return p.cached; });
+  const bool keep_earlier = pretrain_skipped && earlier.contains("pretrain") &&
+                            earlier["pretrain"].is_object() && earlier["pretrain"].contains("seconds");
+  if (keep_earlier) {
+    phases["pretrain"] = earlier["pretrain"];
+    phases["pretrain"]["from_earlier_run"] = true;
+  }
 
   // 2. Requests, and every arm on the training and validation requests (computed once: training
   // then reads only the sampled arm's reward from this table).
@@ -750,7 +773,15 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
     arms.push_back({{"name", a.name}, {"description", describe(a)}, {"agents", a.agents}});
   nlohmann::json mix = nlohmann::json::object();
   for (size_t s = 0; s < kSets.size(); ++s) mix[kSets[s]] = plan.mix[s];
-  phases["total"] = {{"seconds", since(total_start)}};
+  // A re-evaluation keeps the earlier run's total (the agents were trained then) and records its
+  // own wall time beside it.
+  if (keep_earlier && earlier.contains("total") && earlier["total"].is_object()) {
+    phases["total"] = earlier["total"];
+    phases["total"]["from_earlier_run"] = true;
+    phases["reevaluation"] = {{"seconds", since(total_start)}};
+  } else {
+    phases["total"] = {{"seconds", since(total_start)}};
+  }
   const nlohmann::json report = {
       {"experiment", "kv_router"},
       {"seed", plan.seed},

@@ -1,10 +1,13 @@
-// `chorus score`: sacrebleu-like scoring of plain segment files.
+// `chorus score`: sacrebleu-like scoring of plain segment files, and HumanEval's functional correctness.
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "eval/metrics/task_completion.h"
 #include "eval/scoring/corpus_scoring.h"
 #include "eval/scoring/segment_file.h"
 
@@ -23,6 +26,16 @@ struct ScoreArgs {
   bool rouge_stem = false;
   bool allow_empty_lines = false;
   int width = 2;
+  // --task humaneval
+  std::string task;
+  std::string problems;
+  std::string samples;
+  std::string ks = "1,10,100";
+  double timeout = 10;
+  std::size_t memory_mb = 1024;
+  int jobs = 0;
+  bool ignore_incomplete = false;
+  bool allow_network = false;
 };
 
 std::vector<std::string> split_commas(const std::string& list) {
@@ -49,7 +62,108 @@ nlohmann::json to_json(const std::vector<eval::MetricResult>& results) {
   return out;
 }
 
+std::vector<std::size_t> parse_ks(const std::string& list) {
+  std::vector<std::size_t> ks;
+  for (const auto& item : split_commas(list)) {
+    std::size_t used = 0;
+    long long k = 0;
+    try {
+      k = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    CHORUS_CHECK(used == item.size() && k >= 1, "--k: '", item, "' is not a positive whole number (expected e.g. 1,10,100)");
+    ks.push_back(static_cast<std::size_t>(k));
+  }
+  CHORUS_CHECK(!ks.empty(), "--k: expected a comma-separated list of positive whole numbers, e.g. 1,10,100");
+  return ks;
+}
+
+// openai/human-eval's evaluate_functional_correctness: every sample's completion runs against its
+// problem's tests in the sandbox; per-sample results go to SAMPLES_results.jsonl; pass@k per problem.
+void run_humaneval(const ScoreArgs& args) {
+  CHORUS_CHECK(args.refs.empty() && args.hyps.empty(), "--task humaneval reads --problems and --samples; ",
+               "--refs and --hyps do not apply");
+  CHORUS_CHECK(!args.problems.empty(), "--task humaneval needs --problems (HumanEval.jsonl.gz)");
+  CHORUS_CHECK(!args.samples.empty(), "--task humaneval needs --samples (JSON lines of task_id and completion)");
+  const auto ks = parse_ks(args.ks);
+  const auto problems = eval::load_code_problems(args.problems);
+  const auto samples = eval::load_code_samples(args.samples, problems);
+
+  std::map<std::string, eval::ProblemTally> tallies;
+  for (const auto& s : samples) ++tallies[s.task_id].samples;
+  if (!args.ignore_incomplete && tallies.size() < problems.size()) {
+    std::string missing;
+    std::size_t listed = 0;
+    for (const auto& [id, problem] : problems) {
+      if (tallies.count(id) || listed == 3) continue;
+      missing += (missing.empty() ? "" : ", ") + id;
+      ++listed;
+    }
+    throw Error("'" + args.samples + "' has samples for " + std::to_string(tallies.size()) + " of the " +
+                std::to_string(problems.size()) + " problems in '" + args.problems + "' (none for " + missing +
+                (problems.size() - tallies.size() > listed ? ", ..." : "") +
+                "); pass --ignore-incomplete to score only the problems attempted");
+  }
+
+  eval::UnitTestSpec spec;
+  spec.timeout_s = args.timeout;
+  spec.memory_mb = args.memory_mb;
+  spec.network = args.allow_network ? eval::NetworkPolicy::isolated_if_possible : eval::NetworkPolicy::isolated;
+  const int jobs = args.jobs > 0 ? args.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::cerr << "Running " << samples.size() << " samples of " << tallies.size() << " problems on " << jobs
+            << " threads (timeout " << args.timeout << " s)...\n";
+  const auto outcomes = eval::run_code_samples(spec, problems, samples, jobs);
+
+  const std::string results_file = args.samples + "_results.jsonl";  // human-eval's name
+  eval::write_code_sample_results(results_file, samples, outcomes);
+  std::size_t passed = 0;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    if (outcomes[i].success) {
+      ++tallies[samples[i].task_id].passed;
+      ++passed;
+    }
+  }
+  std::vector<eval::ProblemTally> per_problem;
+  for (const auto& [id, tally] : tallies) per_problem.push_back(tally);
+  const auto report = eval::pass_at_k_report(per_problem, ks, {args.bootstrap, args.seed});
+  CHORUS_CHECK(!report.empty(), "no k in --k ", args.ks, " is at most the fewest samples of a problem");
+
+  std::vector<eval::MetricResult> results;
+  for (const auto& entry : report) {
+    eval::MetricResult r;
+    r.key = r.name = "pass@" + std::to_string(entry.k);
+    r.score = 100 * entry.score;  // on the 0..100 scale of every chorus score metric
+    std::ostringstream signature;
+    signature << "problems:" << per_problem.size() << "|samples:" << samples.size() << "|timeout:" << args.timeout
+              << "s|mem:" << args.memory_mb << "M|bs:" << args.bootstrap << "|seed:" << args.seed;
+    r.signature = signature.str();
+    eval::ConfidenceInterval interval = entry.interval;
+    for (double* v : {&interval.score, &interval.mean, &interval.half_width, &interval.low, &interval.high}) *v *= 100;
+    r.interval = interval;
+    results.push_back(r);
+  }
+  if (args.json) {
+    auto out = to_json(results);
+    out["problems"] = per_problem.size();
+    out["samples"] = samples.size();
+    out["passed"] = passed;
+    out["results_file"] = results_file;
+    std::cout << out.dump(1) << "\n";
+  } else {
+    for (const auto& r : results) std::cout << eval::format_result(r, args.width) << "\n";
+    std::cerr << passed << " of " << samples.size() << " samples passed; per-sample results in " << results_file << "\n";
+  }
+}
+
 void run_score(const ScoreArgs& args) {
+  if (!args.task.empty()) {
+    CHORUS_CHECK(args.task == "humaneval", "unknown --task '", args.task, "' (valid: humaneval)");
+    run_humaneval(args);
+    return;
+  }
+  CHORUS_CHECK(!args.refs.empty(), "--refs is required (or --task humaneval with --problems and --samples)");
+  CHORUS_CHECK(!args.hyps.empty(), "--hyps is required (or --task humaneval with --problems and --samples)");
   eval::CorpusScoringOptions options;
   options.metrics = split_commas(args.metrics);
   eval::check_metric_names(options.metrics);  // before reading possibly large files
@@ -79,12 +193,13 @@ void run_score(const ScoreArgs& args) {
 
 void add_score_command(CLI::App& app) {
   auto args = std::make_shared<ScoreArgs>();
-  CLI::App* cmd = app.add_subcommand("score", "Score a hypothesis file against reference files (one segment a line)");
+  CLI::App* cmd = app.add_subcommand(
+      "score", "Score a hypothesis file against reference files (one segment a line), or HumanEval samples (--task humaneval)");
   cmd->add_option("--metrics,-m", args->metrics,
                   "Comma-separated metrics: bleu, chrf, chrf++, rouge1, rouge2, rougeL, rougeLsum, em, f1")
       ->capture_default_str();
-  cmd->add_option("--refs,-r", args->refs, "Reference file; repeat for several references")->required();
-  cmd->add_option("--hyps,-i", args->hyps, "Hypothesis file")->required();
+  cmd->add_option("--refs,-r", args->refs, "Reference file; repeat for several references (required without --task)");
+  cmd->add_option("--hyps,-i", args->hyps, "Hypothesis file (required without --task)");
   cmd->add_flag("--json", args->json, "Print one JSON object with a key per metric");
   cmd->add_flag("--ci", args->confidence, "Add 95% bootstrap confidence intervals (sacrebleu's convention)");
   cmd->add_option("--bootstrap", args->bootstrap, "Bootstrap resamples for --ci")->capture_default_str()->check(CLI::PositiveNumber);
@@ -93,6 +208,21 @@ void add_score_command(CLI::App& app) {
   cmd->add_flag("--rouge-stem", args->rouge_stem, "Porter-stem tokens longer than 3 characters for ROUGE");
   cmd->add_flag("--allow-empty-lines", args->allow_empty_lines, "Score empty lines as empty segments");
   cmd->add_option("--width,-w", args->width, "Decimals in the text output")->capture_default_str();
+  cmd->add_option("--task", args->task,
+                  "humaneval: run --samples' completions against --problems' unit tests in a sandbox and report "
+                  "pass@k (openai/human-eval's conventions)");
+  cmd->add_option("--problems", args->problems, "HumanEval problems (HumanEval.jsonl.gz or plain .jsonl)");
+  cmd->add_option("--samples", args->samples,
+                  "JSON lines {\"task_id\": ..., \"completion\": ...}; results go to SAMPLES_results.jsonl");
+  cmd->add_option("--k", args->ks, "pass@k for these k (those at most every problem's sample count)")->capture_default_str();
+  cmd->add_option("--timeout", args->timeout, "Wall-clock (and CPU) seconds per sample")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--memory-mb", args->memory_mb, "Address-space limit per sample, MiB")
+      ->capture_default_str()->check(CLI::Range(16, 1 << 20));
+  cmd->add_option("--jobs,-j", args->jobs, "Samples run at once (default: hardware threads)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--ignore-incomplete", args->ignore_incomplete, "Score only the problems that have samples");
+  cmd->add_flag("--allow-network", args->allow_network,
+                "Run samples with the host network when no network namespace can be made (default: refuse)");
   cmd->callback([args]() { run_score(*args); });
 }
 

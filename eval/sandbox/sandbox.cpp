@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -245,6 +246,7 @@ struct ChildSetup {
   char* const* argv;
   char* const* envp;
   const char* scratch;
+  pid_t parent;
   int stdin_fd, stdout_fd, stderr_fd, status_fd;
   NetworkPolicy network;
   const std::vector<PreparedLimit>* limits;
@@ -252,6 +254,9 @@ struct ChildSetup {
 
 [[noreturn]] void child_main(const ChildSetup& s) {
   ::setpgid(0, 0);
+  // Dies with the thread that started it (an interrupted evaluation leaves no sleepers behind).
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != s.parent) ::_exit(127);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -386,9 +391,9 @@ SandboxResult run_sandboxed(const SandboxCommand& command) {
   make_pipe(err_read, err_write);
   make_pipe(status_read, status_write);
 
-  const ChildSetup setup{program.c_str(),  argv.pointers.data(), envp.pointers.data(), scratch.c_str(),
-                         stdin_fd.get(),   out_write.get(),      err_write.get(),      status_write.get(),
-                         command.network, &limits};
+  const ChildSetup setup{program.c_str(), argv.pointers.data(), envp.pointers.data(), scratch.c_str(),
+                         ::getpid(),      stdin_fd.get(),       out_write.get(),      err_write.get(),
+                         status_write.get(), command.network,   &limits};
   const auto start = Clock::now();
   const pid_t pid = ::fork();
   CHORUS_CHECK(pid >= 0, "sandbox: fork failed: ", errno_text(errno));

@@ -12,6 +12,7 @@
 #include "train/kv_agents.h"
 #include "train/kv_experiment.h"
 #include "train/kv_router.h"
+#include "train/multisource_mt.h"
 #include "train/run_folder.h"
 #include "train/text_agents.h"
 
@@ -61,9 +62,10 @@ void add_train_command(CLI::App& app) {
     run.folder = args->out.empty() ? default_run_folder(args->config) : std::filesystem::path(args->out);
     run.mode = args->resume ? train::RunMode::resume : args->overwrite ? train::RunMode::overwrite : train::RunMode::fresh;
     run.quiet = args->quiet;
-    const auto kind = config.root().get_choice("experiment", {"kv_arithmetic", "kv_router"});
-    const auto report = kind == "kv_router" ? train::run_kv_router_experiment(config, run)
-                                            : train::run_kv_arithmetic_experiment(config, run);
+    const auto kind = config.root().get_choice("experiment", {"kv_arithmetic", "kv_router", "multisource_mt"});
+    const auto report = kind == "kv_router"        ? train::run_kv_router_experiment(config, run)
+                        : kind == "multisource_mt" ? train::run_multisource_mt_experiment(config, run)
+                                                   : train::run_kv_arithmetic_experiment(config, run);
     std::cout << "report: " << report.string() << "\n";
     write_html_after_training(run.folder);
   });

@@ -1,0 +1,226 @@
+// The multi-source translation experiment end to end on a tiny synthetic three-language corpus:
+// agents pretrained and cached, the head trained, report.json and transcripts written; a head at
+// its zero-initialised gate leaves the anchor's translations unchanged; config mistakes fail first.
+#include <gtest/gtest.h>
+#include <gmock/gmock.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "collab/agent.h"
+#include "common/error.h"
+#include "train/config.h"
+#include "train/multisource_mt.h"
+
+namespace chorus::train {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// Each language spells the same twelve concepts its own way; German is the target.
+const std::vector<std::map<std::string, std::string>> kLexicon = {
+    {{"en", "red"}, {"fr", "rouge"}, {"de", "rot"}},       {{"en", "green"}, {"fr", "vert"}, {"de", "grün"}},
+    {{"en", "blue"}, {"fr", "bleu"}, {"de", "blau"}},      {{"en", "dog"}, {"fr", "chien"}, {"de", "Hund"}},
+    {{"en", "cat"}, {"fr", "chat"}, {"de", "Katze"}},      {{"en", "bird"}, {"fr", "oiseau"}, {"de", "Vogel"}},
+    {{"en", "runs"}, {"fr", "court"}, {"de", "läuft"}},    {{"en", "sleeps"}, {"fr", "dort"}, {"de", "schläft"}},
+    {{"en", "small"}, {"fr", "petit"}, {"de", "klein"}},   {{"en", "big"}, {"fr", "grand"}, {"de", "groß"}},
+    {{"en", "the"}, {"fr", "le"}, {"de", "der"}},          {{"en", "a"}, {"fr", "un"}, {"de", "ein"}}};
+
+std::string agent_config(const std::string& source) {
+  return "name: tiny_" + source + "_de\nseed: 3\n"
+         "data:\n  format: text\n"
+         "  train: {source: data/train." + source + ", target: data/train.de}\n"
+         "  valid: {source: data/val." + source + ", target: data/val.de}\n"
+         "  max_length: 16\n"
+         "tokenizer: {type: unigram, vocab_size: 80}\n"
+         "agent:\n  model: {d_model: 32, layers: 1, heads: 2, d_kv: 16, d_ff: 64}\n"
+         "  train: {steps: 30, learning_rate: 0.01, warmup_steps: 3, max_tokens: 256, log_every: 5, checkpoint_every: 30}\n"
+         "  eval_examples: 8\n  eval_max_new_tokens: 10\n";
+}
+
+const char* kExperiment = R"(experiment: multisource_mt
+seed: 1
+threads: 1
+parallel: false
+cache_dir: cache
+data: {folder: data, target: de, train: train, valid: val, test: test, max_length: 16}
+agents:
+  en_de: {source: en, config: en_de.yaml, role: anchor}
+  fr_de: {source: fr, config: fr_de.yaml}
+team:
+  anchor: en_de
+  augmenting: [fr_de]
+  query_layer: 1
+  inject_layer: 1
+  heads: 2
+  head_dim: 8
+  train: {steps: 20, batch_size: 16, learning_rate: 0.01, warmup_steps: 2, eval_every: 10, checkpoint_every: 10, log_every: 2}
+  valid_examples: 8
+evaluation: {test_examples: 12, batch_size: 5, max_new_tokens: 10, bootstrap_resamples: 50, transcript_examples: 3}
+)";
+
+class MultiSourceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("chorus-multisource-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "data");
+    std::mt19937 rng(11);
+    for (const auto& [split, rows] : std::vector<std::pair<std::string, int>>{{"train", 300}, {"val", 20}, {"test", 20}}) {
+      std::map<std::string, std::ofstream> out;
+      for (const char* language : {"en", "fr", "de"}) out[language].open(dir_ / "data" / (split + "." + language));
+      for (int i = 0; i < rows; ++i) {
+        const int n = 2 + static_cast<int>(rng() % 4);
+        std::vector<size_t> words;
+        for (int k = 0; k < n; ++k) words.push_back(rng() % kLexicon.size());
+        for (auto& [language, stream] : out) {
+          for (size_t k = 0; k < words.size(); ++k) stream << (k ? " " : "") << kLexicon[words[k]].at(language);
+          stream << "\n";
+        }
+      }
+    }
+    std::ofstream(dir_ / "en_de.yaml") << agent_config("en");
+    std::ofstream(dir_ / "fr_de.yaml") << agent_config("fr");
+    std::ofstream(dir_ / "experiment.yaml") << kExperiment;
+    torch::set_num_threads(1);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  nlohmann::json read_json(const fs::path& file) {
+    std::ifstream in(file);
+    return nlohmann::json::parse(in);
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(MultiSourceTest, RunsEndToEndAndReusesCachedAgents) {
+  ExperimentRun run;
+  run.folder = dir_ / "run";
+  run.quiet = true;
+  const auto report_path = run_multisource_mt_experiment(Config::load(dir_ / "experiment.yaml"), run);
+  ASSERT_EQ(report_path, run.folder / "report.json");
+  const auto report = read_json(report_path);
+  EXPECT_EQ(report["experiment"], "multisource_mt");
+  ASSERT_EQ(report["systems"].size(), 3u);
+  const std::vector<std::string> names = {"agent-en_de", "agent-fr_de", "team-fusion"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto& system = report["systems"][i];
+    EXPECT_EQ(system["name"], names[i]);
+    for (const char* metric : {"bleu_test", "chrf_test"}) {
+      const auto& m = system["metrics"][metric];
+      const double value = m["value"];
+      EXPECT_GE(value, 0.0) << names[i] << " " << metric;
+      EXPECT_LE(value, 100.0) << names[i] << " " << metric;
+      EXPECT_LE(m["ci95"][0].get<double>(), value + 1e-9);
+      EXPECT_GE(m["ci95"][1].get<double>(), value - 1e-9);
+      EXPECT_EQ(m["n"], 12);
+    }
+  }
+  // The team runs the anchor and the other agent's encoder: it costs more than the anchor alone.
+  EXPECT_GT(report["systems"][2]["cost"]["flops"].get<double>(), report["systems"][0]["cost"]["flops"].get<double>());
+  EXPECT_EQ(report["systems"][2]["cost"]["agent_calls"].get<double>(), 2.0);
+  EXPECT_EQ(report["comparisons"].size(), 4u);  // team vs each agent, BLEU and chrF
+  EXPECT_FALSE(report["phases"]["pretrain_en_de"]["cached"].get<bool>());
+  EXPECT_EQ(report["phases"]["team_fusion"]["steps"], 20);
+  EXPECT_EQ(report["data"]["agents_read"]["fr_de"], "fr");
+
+  // The head learned: its training loss went down.
+  std::ifstream metrics(run.folder / "teams" / "fusion" / "metrics.jsonl");
+  std::vector<double> losses;
+  for (std::string line; std::getline(metrics, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
+  }
+  ASSERT_GE(losses.size(), 4u);
+  EXPECT_LT(losses.back(), losses.front());
+
+  std::ifstream transcripts(run.folder / "transcripts.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(transcripts, line); ++lines) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j.contains("input") && j.contains("output") && j.contains("target"));
+  }
+  EXPECT_EQ(lines, 9);
+  EXPECT_TRUE(fs::is_regular_file(run.folder / "agents" / "fr_de.yaml"));
+
+  // A second run takes both agents from the cache.
+  run.folder = dir_ / "run2";
+  const auto second = read_json(run_multisource_mt_experiment(Config::load(dir_ / "experiment.yaml"), run));
+  EXPECT_TRUE(second["phases"]["pretrain_en_de"]["cached"].get<bool>());
+  EXPECT_TRUE(second["phases"]["pretrain_fr_de"]["cached"].get<bool>());
+  EXPECT_EQ(second["systems"][0]["metrics"]["bleu_test"]["value"], report["systems"][0]["metrics"]["bleu_test"]["value"]);
+}
+
+TEST_F(MultiSourceTest, AHeadAtItsZeroGateLeavesTheAnchorUnchanged) {
+  ExperimentRun run;
+  run.folder = dir_ / "run";
+  run.quiet = true;
+  // Pretrain the agents through a run with no head steps to speak of, then load them.
+  run_multisource_mt_experiment(Config::load(dir_ / "experiment.yaml", {"team.train.steps=1"}), run);
+  const auto report = read_json(run.folder / "report.json");
+  const auto anchor = collab::load_agent("en_de", report["phases"]["pretrain_en_de"]["folder"].get<std::string>());
+  const auto other = collab::load_agent("fr_de", report["phases"]["pretrain_fr_de"]["folder"].get<std::string>());
+  MultiSourceFusion spec;
+  spec.fusion.value_source = collab::ValueSource::hidden;
+  spec.fusion.heads = 2;
+  spec.fusion.head_dim = 8;
+  spec.query_layer = 1;
+  spec.inject_layer = 1;
+  MultiSourceTeam team(spec, anchor, {&other});
+  const std::vector<std::string> en = {"the red dog runs", "a small cat sleeps"};
+  const std::vector<std::string> fr = {"le rouge chien court", "un petit chat dort"};
+  model::GenerationOptions greedy;
+  greedy.max_new_tokens = 10;
+  EXPECT_EQ(team.translate({en, fr}, 10), anchor.generate_text(en, greedy));
+  // The loss has a gradient on the head only.
+  auto loss = team.loss({en, fr}, {"der rot Hund läuft", "ein klein Katze schläft"});
+  loss.backward();
+  int64_t with_grad = 0;
+  for (const auto& p : team.head()->parameters()) with_grad += p.grad().defined() ? 1 : 0;
+  EXPECT_GT(with_grad, 0);
+  for (const auto& p : anchor.model->parameters()) EXPECT_FALSE(p.grad().defined());
+  // A wrong number of source lists is an error naming what was expected.
+  try {
+    team.translate({en}, 10);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("expected 2 source lists"));
+  }
+}
+
+TEST_F(MultiSourceTest, ConfigMistakesFailBeforeAnyWork) {
+  ExperimentRun run;
+  run.folder = dir_ / "run";
+  run.quiet = true;
+  auto fails_with = [&](const std::vector<std::string>& overrides, const std::string& text) {
+    try {
+      run_multisource_mt_experiment(Config::load(dir_ / "experiment.yaml", overrides), run);
+      ADD_FAILURE() << "expected an error containing '" << text << "'";
+    } catch (const Error& e) {
+      EXPECT_THAT(e.what(), HasSubstr(text));
+    }
+    EXPECT_FALSE(fs::exists(run.folder)) << "the run folder was created before the error";
+  };
+  fails_with({"team.augmenting=[es_de]"}, "which agents{} does not define (defined: en_de, fr_de)");
+  fails_with({"data.test=test_2017"}, "has no test_2017.en[.gz]");
+  fails_with({"agents.fr_de.source=de"}, "the target language itself");
+  fails_with({"team.inject_layer=4"}, "beyond the anchor's 1 encoder layers");
+  fails_with({"team.residual=replace"}, "team.residual");
+  fails_with({"agents.fr_de.overrides=[agent.train.stesp=3]"}, "did you mean 'agent.train.steps'");
+  fails_with({"team.heds=2"}, "did you mean 'team.heads'");
+}
+
+}  // namespace
+}  // namespace chorus::train

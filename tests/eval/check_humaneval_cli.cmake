@@ -40,7 +40,7 @@ expect_json(6 samples)
 expect_json(3 passed)
 expect_json(1000 pass@1 confidence resamples)
 string(JSON signature GET "${out}" pass@1 signature)
-if(NOT signature STREQUAL "problems:2|samples:6|timeout:1s|mem:1024M|bs:1000|seed:12345")
+if(NOT signature STREQUAL "problems:2|samples:6|timeout:1s|mem:1024M|net:isolated|bs:1000|seed:12345")
   message(FATAL_ERROR "unexpected signature '${signature}'")
 endif()
 

@@ -1,8 +1,11 @@
-// Beam search, ported step for step from the reference's vectorised implementation so that
-// sequences and scores agree exactly (same top-k calls on the same float32 values).
+// Beam search and beam sampling, ported step for step from the reference's vectorised
+// implementation so that sequences and scores agree exactly (same top-k and multinomial calls on
+// the same float32 values).
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "model/generation/search_strategies.h"
 
@@ -31,6 +34,8 @@ GenerationResult beam_search(const Seq2SeqModel& model, const EncoderOutput& enc
   auto cache = model.start_decoding(encoder);
   const int64_t batch = cache.batch_size();
   cache.repeat_interleave(num_beams);
+  // Seeded like the reference's torch.manual_seed(seed): the same stream of draws.
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
 
   const auto eos = torch::tensor(setup.eos_token_ids, torch::kInt64);
   const int64_t n_eos = static_cast<int64_t>(setup.eos_token_ids.size());
@@ -68,8 +73,16 @@ GenerationResult beam_search(const Seq2SeqModel& model, const EncoderOutput& enc
     log_probs = (log_probs.view({batch, num_beams, vocab}) + running_beam_scores.unsqueeze(2))
                     .reshape({batch, num_beams * vocab});
 
-    // c. The best beams_to_keep continuations over all beams.
-    auto [topk_log_probs, topk_indices] = torch::topk(log_probs, beams_to_keep);
+    // c. The best beams_to_keep continuations over all beams, or (beam sampling) as many drawn
+    // without replacement from the softmax of the accumulated scores.
+    torch::Tensor topk_log_probs;
+    torch::Tensor topk_indices;
+    if (options.do_sample) {
+      topk_indices = torch::multinomial(torch::softmax(log_probs, -1), beams_to_keep, /*replacement=*/false, generator);
+      topk_log_probs = log_probs.gather(1, topk_indices);
+    } else {
+      std::tie(topk_log_probs, topk_indices) = torch::topk(log_probs, beams_to_keep);
+    }
     auto topk_current_beam_indices = topk_indices.div(vocab, "floor");
     auto topk_running_beam_indices = gather_beams(running_beam_indices, topk_current_beam_indices);
     auto topk_running_sequences = gather_beams(running_sequences, topk_current_beam_indices);

@@ -24,6 +24,7 @@ GenerationResult generate_from_encoder(const Seq2SeqModel& model, const EncoderO
   p.min_length = options.min_length;
   p.min_new_tokens = options.min_new_tokens;
   p.prompt_length = 1;
+  p.repetition_penalty = options.repetition_penalty;
   p.no_repeat_ngram_size = options.no_repeat_ngram_size;
   p.forced_bos_token_id = options.forced_bos_token_id.value_or(-1);
   p.forced_eos_token_id = options.forced_eos_token_id.value_or(-1);
@@ -32,7 +33,8 @@ GenerationResult generate_from_encoder(const Seq2SeqModel& model, const EncoderO
   p.temperature = options.temperature;
   p.top_k = options.top_k;
   p.top_p = options.top_p;
-  p.min_tokens_to_keep = 1;
+  // Beam sampling keeps one token more than there are EOS ids, so a beam can always go on.
+  p.min_tokens_to_keep = options.num_beams > 1 ? 1 + static_cast<int64_t>(setup.eos_token_ids.size()) : 1;
   if (options.num_beams > 1) return beam_search(model, encoder, options, setup);
   return greedy_or_sample_search(model, encoder, options, setup);
 }

@@ -1,10 +1,13 @@
 // Reading and checking generation options.
 #include "model/generation/generation_options.h"
 
+#include <cmath>
 #include <fstream>
+#include <sstream>
 
 #include "common/error.h"
 #include "model/io/config_fields.h"
+#include "model/io/model_conversion.h"
 
 namespace chorus::model {
 
@@ -29,6 +32,7 @@ void apply_generation_fields(const nlohmann::json& j, const std::string& where, 
   o.temperature = optional_field<double>(j, "temperature", o.temperature, where);
   o.top_k = optional_field<int64_t>(j, "top_k", o.top_k, where);
   o.top_p = optional_field<double>(j, "top_p", o.top_p, where);
+  o.repetition_penalty = optional_field<double>(j, "repetition_penalty", o.repetition_penalty, where);
   o.no_repeat_ngram_size = optional_field<int64_t>(j, "no_repeat_ngram_size", o.no_repeat_ngram_size, where);
   for (auto [key, field] : {std::pair<const char*, std::optional<int64_t>*>{"forced_bos_token_id", &o.forced_bos_token_id},
                             {"forced_eos_token_id", &o.forced_eos_token_id},
@@ -42,22 +46,42 @@ void apply_generation_fields(const nlohmann::json& j, const std::string& where, 
   }
 }
 
+namespace {
+
+nlohmann::json parse_generation_file(const std::string& text, const std::string& where) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(where + ": invalid JSON (" + e.what() + ")");
+  }
+  CHORUS_CHECK(j.is_object(), where, ": expected a JSON object");
+  return j;
+}
+
+}  // namespace
+
 GenerationOptions load_generation_defaults(const std::filesystem::path& model_path, const Seq2SeqConfig& config) {
   GenerationOptions options;
   const auto generation_file = model_path / "generation_config.json";
   if (std::filesystem::is_directory(model_path) && std::filesystem::exists(generation_file)) {
-    std::ifstream in(generation_file);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(generation_file.string() + ": invalid JSON (" + e.what() + ")");
-    }
-    CHORUS_CHECK(j.is_object(), generation_file.string(), ": expected a JSON object");
-    apply_generation_fields(j, generation_file.string(), options);
-  } else {
-    apply_generation_fields(config.raw, model_path.string(), options);
+    std::ifstream in(generation_file, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    apply_generation_fields(parse_generation_file(text.str(), generation_file.string()), generation_file.string(),
+                            options);
+    return options;
   }
+  if (std::filesystem::is_regular_file(model_path)) {
+    // A checkpoint converted from a folder carries that folder's generation_config.json.
+    const auto files = read_carried_files(model_path);
+    if (auto it = files.find("generation_config.json"); it != files.end()) {
+      const std::string where = model_path.string() + " (generation_config.json)";
+      apply_generation_fields(parse_generation_file(it->second, where), where, options);
+      return options;
+    }
+  }
+  apply_generation_fields(config.raw, model_path.string(), options);
   return options;
 }
 
@@ -68,10 +92,11 @@ void check_generation_options(const GenerationOptions& o, const Seq2SeqConfig& c
   CHORUS_CHECK(o.num_beams >= 1, "num_beams is ", o.num_beams, "; expected >= 1");
   CHORUS_CHECK(o.num_return_sequences >= 1 && (o.num_beams == 1 || o.num_return_sequences <= o.num_beams),
                "num_return_sequences is ", o.num_return_sequences, "; expected 1..num_beams (", o.num_beams, ")");
-  CHORUS_CHECK(!(o.do_sample && o.num_beams > 1), "sampling with num_beams > 1 (beam sampling) is not supported");
   CHORUS_CHECK(o.temperature > 0.0, "temperature is ", o.temperature, "; expected > 0");
   CHORUS_CHECK(o.top_k >= 0, "top_k is ", o.top_k, "; expected >= 0 (0 = off)");
   CHORUS_CHECK(o.top_p > 0.0 && o.top_p <= 1.0, "top_p is ", o.top_p, "; expected in (0, 1]");
+  CHORUS_CHECK(std::isfinite(o.repetition_penalty) && o.repetition_penalty > 0.0, "repetition_penalty is ",
+               o.repetition_penalty, "; expected a finite value > 0 (1 = off, > 1 penalises repeats)");
   CHORUS_CHECK(o.no_repeat_ngram_size >= 0, "no_repeat_ngram_size is ", o.no_repeat_ngram_size, "; expected >= 0");
   auto check_id = [&](const char* name, int64_t id) {
     CHORUS_CHECK(id >= 0 && id < config.vocab_size, name, " = ", id, " is outside the vocabulary [0, ",

@@ -29,13 +29,18 @@ struct GenerationOptions {
   EarlyStopping early_stopping = EarlyStopping::heuristic;
   int64_t num_return_sequences = 1;  // per input; at most num_beams with beam search
 
+  // Sampling; with num_beams > 1, beam sampling (the reference's beam search
+  // drawing its 2 * num_beams candidates by multinomial sampling).
   bool do_sample = false;
   double temperature = 1.0;
   int64_t top_k = 50;   // 0: off
   double top_p = 1.0;   // 1: off
   uint64_t seed = 0;    // seeds the torch::Generator of sampling
 
-  int64_t no_repeat_ngram_size = 0;  // 0: off
+  // Tokens already in the decoder sequence get score < 0 ? score * p : score / p
+  // (CTRL's penalty, the reference's RepetitionPenaltyLogitsProcessor); 1: off.
+  double repetition_penalty = 1.0;
+  int64_t no_repeat_ngram_size = 0;  // no n-gram of this size occurs twice in the decoder sequence; 0: off
   std::optional<int64_t> forced_bos_token_id;
   std::optional<int64_t> forced_eos_token_id;
 
@@ -51,7 +56,8 @@ struct GenerationOptions {
 // generation fields of `model_path`/generation_config.json when it exists,
 // else those of config.json (`model_path` may also be a Chorus HDF5
 // checkpoint, whose config is used). Fields absent from both keep the
-// reference defaults above.
+// reference defaults above. A checkpoint converted from a folder carries that
+// folder's generation_config.json, which is then read as in the folder.
 GenerationOptions load_generation_defaults(const std::filesystem::path& model_path, const Seq2SeqConfig& config);
 
 // Fills the generation fields present in `json` (a generation_config.json or

@@ -26,6 +26,13 @@ torch::Tensor force_token(const torch::Tensor& scores, int64_t token) {
 
 }  // namespace
 
+torch::Tensor penalize_repetitions(const torch::Tensor& scores, const torch::Tensor& sequences, double penalty) {
+  // The reference's gather / where / scatter: a token present several times is penalised once.
+  auto seen = torch::gather(scores, 1, sequences);
+  seen = torch::where(seen < 0, seen * penalty, seen / penalty);
+  return scores.scatter(1, sequences, seen);
+}
+
 torch::Tensor ban_repeated_ngrams(const torch::Tensor& scores, const torch::Tensor& sequences, int64_t n) {
   const int64_t cur_len = sequences.size(1);
   if (cur_len + 1 < n) return scores;
@@ -64,6 +71,7 @@ torch::Tensor process_logits(const torch::Tensor& scores, const torch::Tensor& s
                              const LogitsProcessing& p) {
   auto out = scores;
   const int64_t cur_len = sequences.size(1);
+  if (p.repetition_penalty != 1.0) out = penalize_repetitions(out, sequences, p.repetition_penalty);
   if (p.no_repeat_ngram_size > 0) out = ban_repeated_ngrams(out, sequences, p.no_repeat_ngram_size);
   if (p.min_length > 0 && !p.eos_token_ids.empty() && cur_len < p.min_length) out = ban_eos(out, p.eos_token_ids);
   if (p.min_new_tokens > 0 && !p.eos_token_ids.empty() && cur_len - p.prompt_length < p.min_new_tokens) {

@@ -16,6 +16,7 @@ struct LogitsProcessing {
   int64_t min_length = 0;
   int64_t min_new_tokens = 0;
   int64_t prompt_length = 1;  // decoder prompt (the start token)
+  double repetition_penalty = 1.0;
   int64_t no_repeat_ngram_size = 0;
   int64_t forced_bos_token_id = -1;
   int64_t forced_eos_token_id = -1;
@@ -25,17 +26,18 @@ struct LogitsProcessing {
   double temperature = 1.0;
   int64_t top_k = 0;
   double top_p = 1.0;
-  int64_t min_tokens_to_keep = 1;
+  int64_t min_tokens_to_keep = 1;  // 1 for sampling; 1 + the number of EOS ids for beam sampling
 };
 
 // Processes `scores` [rows, vocab] (float32 logits or log-probabilities) given
 // the decoder tokens so far `sequences` [rows, cur_len], like the reference's
-// list: no-repeat-ngram, min length, min new tokens, forced BOS, forced EOS,
+// list: repetition penalty, no-repeat-ngram, min length, min new tokens, forced BOS, forced EOS,
 // then (sampling) temperature, top-k, top-p. Returns a new tensor.
 torch::Tensor process_logits(const torch::Tensor& scores, const torch::Tensor& sequences,
                              const LogitsProcessing& processing);
 
 // Each step in isolation (exposed for tests).
+torch::Tensor penalize_repetitions(const torch::Tensor& scores, const torch::Tensor& sequences, double penalty);
 torch::Tensor ban_repeated_ngrams(const torch::Tensor& scores, const torch::Tensor& sequences, int64_t ngram_size);
 torch::Tensor keep_top_k(const torch::Tensor& scores, int64_t top_k, int64_t min_tokens_to_keep);
 torch::Tensor keep_top_p(const torch::Tensor& scores, double top_p, int64_t min_tokens_to_keep);

@@ -20,7 +20,8 @@ struct SearchSetup {
 GenerationResult greedy_or_sample_search(const Seq2SeqModel& model, const EncoderOutput& encoder,
                                          const GenerationOptions& options, const SearchSetup& setup);
 
-// The reference's vectorised beam search (transformers >= 4.50), step for step.
+// The reference's vectorised beam search (transformers >= 4.50), step for step; with
+// options.do_sample, its beam sampling.
 GenerationResult beam_search(const Seq2SeqModel& model, const EncoderOutput& encoder,
                              const GenerationOptions& options, const SearchSetup& setup);
 

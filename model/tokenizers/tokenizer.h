@@ -46,7 +46,9 @@ class Tokenizer {
 //   word_vocab.txt                -> word-level vocabulary
 // tokenizer_config.json / special_tokens_map.json / added_tokens.json are
 // honoured where the reference honours them. Anything else is a chorus::Error
-// listing what the folder holds.
+// listing what the folder holds. `folder` may also be a Chorus checkpoint file
+// that carries the tokenizer files of the folder it was converted from
+// (model/io/model_conversion.h).
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& folder);
 
 }  // namespace chorus::model

@@ -1,4 +1,7 @@
-// Greedy, beam search and sampling against transformers' generate(): identical token sequences.
+// Greedy, beam search, sampling and beam sampling, with and without repetition penalty and
+// n-gram bans, against transformers' generate(): identical token sequences. Sampling matches
+// too because the seeded CPU generator draws the same stream as the reference's
+// torch.manual_seed.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -22,7 +25,8 @@ std::vector<GenerationCase> all_cases() {
   std::vector<GenerationCase> cases;
   for (const auto& m : reference_model_names()) {
     for (const char* c : {"greedy", "greedy_min_new_no_repeat", "beam3", "beam4_full_lp2", "beam2_never_lp05",
-                          "sample"}) {
+                          "sample", "greedy_rep13", "greedy_no_repeat3", "beam3_rep13", "beam3_no_repeat2",
+                          "beam4_no_repeat3_rep08", "beam_sample3"}) {
       cases.push_back({m, c});
     }
   }
@@ -68,6 +72,22 @@ TEST_P(GenerationParity, SequencesMatchTheReference) {
   EXPECT_EQ(result.token_scores.size(1), result.sequences.size(1) - 1);
   EXPECT_TRUE(torch::isfinite(result.token_scores).all().item<bool>());
   EXPECT_TRUE((result.token_scores <= 1e-6).all().item<bool>());
+}
+
+// The processors' cases would prove nothing if the reference's output did not change with them.
+TEST(GenerationParityFixtures, RepetitionPenaltyAndNgramBansChangeTheReferenceOutput) {
+  CHORUS_REQUIRE_REFERENCE_FIXTURES(fixtures);
+  const auto same = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return a.sizes() == b.sizes() && torch::equal(a, b);
+  };
+  int changed_by_penalty = 0;
+  for (const auto& name : reference_model_names()) {
+    const auto ref = load_reference_model(fixtures, name);
+    EXPECT_FALSE(same(ref.at("greedy.sequences"), ref.at("greedy_no_repeat3.sequences"))) << name;
+    EXPECT_FALSE(same(ref.at("beam3.sequences"), ref.at("beam3_rep13.sequences"))) << name;
+    changed_by_penalty += same(ref.at("greedy.sequences"), ref.at("greedy_rep13.sequences")) ? 0 : 1;
+  }
+  EXPECT_GE(changed_by_penalty, 3) << "the repetition penalty changed few greedy outputs";
 }
 
 INSTANTIATE_TEST_SUITE_P(ReferenceCases, GenerationParity, ::testing::ValuesIn(all_cases()),

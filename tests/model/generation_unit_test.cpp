@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <limits>
 
 #include "common/error.h"
@@ -46,6 +47,30 @@ TEST(LogitsProcessors, NoRepeatNgramBansWhatFollowedTheLastPrefix) {
   }
 }
 
+TEST(LogitsProcessors, RepetitionPenaltyDividesPositiveAndMultipliesNegativeSeenScores) {
+  auto scores = torch::tensor({{2.0f, -2.0f, 3.0f, -1.0f, 0.5f}});
+  // Token 1 occurs twice and is penalised once; tokens 2 and 3 were never generated.
+  auto sequence = torch::tensor({{0, 1, 1, 4}}, torch::kInt64);
+  auto out = model::penalize_repetitions(scores, sequence, 2.0);
+  EXPECT_TRUE(torch::equal(out, torch::tensor({{1.0f, -4.0f, 3.0f, -1.0f, 0.25f}}))) << out;
+  // A penalty below 1 rewards repeats.
+  auto rewarded = model::penalize_repetitions(scores, sequence, 0.5);
+  EXPECT_TRUE(torch::equal(rewarded, torch::tensor({{4.0f, -1.0f, 3.0f, -1.0f, 1.0f}}))) << rewarded;
+}
+
+TEST(LogitsProcessors, RepetitionPenaltyComesBeforeTheWarpers) {
+  // With temperature 2 after a penalty of 4: token 0 (seen, logit 8) becomes 8 / 4 / 2 = 1.
+  model::LogitsProcessing p;
+  p.repetition_penalty = 4.0;
+  p.sample = true;
+  p.temperature = 2.0;
+  p.top_k = 2;
+  auto scores = torch::tensor({{8.0f, 3.0f, 1.0f, 0.0f}});
+  auto out = model::process_logits(scores, torch::tensor({{0}}, torch::kInt64), p);
+  // Temperature then top-k over the penalised scores keeps tokens 1 (1.5) and 0 (1.0).
+  EXPECT_TRUE(torch::equal(out, torch::tensor({{1.0f, 1.5f, -kInf, -kInf}}))) << out;
+}
+
 TEST(LogitsProcessors, ForcedAndMinLengthFollowTheReferenceOrder) {
   model::LogitsProcessing p;
   p.max_length = 5;
@@ -79,10 +104,33 @@ TEST(GenerationOptions, OutOfRangeOptionsAreErrors) {
   bad([](auto& o) { o.top_p = 1.5; });
   bad([](auto& o) { o.max_new_tokens = 0; });
   bad([](auto& o) { o.num_beams = 2; o.num_return_sequences = 3; });
-  bad([](auto& o) { o.num_beams = 2; o.do_sample = true; });
+  bad([](auto& o) { o.repetition_penalty = 0.0; });
+  bad([](auto& o) { o.repetition_penalty = -1.3; });
+  bad([](auto& o) { o.repetition_penalty = std::numeric_limits<double>::quiet_NaN(); });
+  bad([](auto& o) { o.no_repeat_ngram_size = -1; });
   bad([](auto& o) { o.eos_token_ids = {10}; });
   model::GenerationOptions fine;
   EXPECT_NO_THROW(model::check_generation_options(fine, config));
+  fine.num_beams = 2;
+  fine.do_sample = true;  // beam sampling
+  fine.repetition_penalty = 0.7;
+  EXPECT_NO_THROW(model::check_generation_options(fine, config));
+}
+
+TEST(GenerationOptions, RepetitionPenaltyIsReadAndItsErrorNamesIt) {
+  model::GenerationOptions o;
+  model::apply_generation_fields({{"repetition_penalty", 1.3}, {"no_repeat_ngram_size", 3}}, "g.json", o);
+  EXPECT_DOUBLE_EQ(o.repetition_penalty, 1.3);
+  EXPECT_EQ(o.no_repeat_ngram_size, 3);
+  o.repetition_penalty = -2.0;
+  model::Seq2SeqConfig config;
+  config.vocab_size = 10;
+  try {
+    model::check_generation_options(o, config);
+    ADD_FAILURE() << "a negative repetition_penalty was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("repetition_penalty is -2"), std::string::npos) << e.what();
+  }
 }
 
 TEST(GenerationOptions, EarlyStoppingReadsTheReferenceValues) {
@@ -113,6 +161,57 @@ TEST(Sampling, SameSeedSameTokensAndTopKOneIsGreedy) {
   greedy.max_new_tokens = 10;
   EXPECT_TRUE(torch::equal(model::generate(*model, ids, mask, o).sequences,
                            model::generate(*model, ids, mask, greedy).sequences));
+}
+
+TEST(BeamSampling, SeededRunsRepeatAndScoresBelongToTheReturnedBeams) {
+  CHORUS_REQUIRE_REFERENCE_FIXTURES(fixtures);
+  const auto model = model::load_seq2seq_model(fixtures / "t5_v1_1");
+  const auto ids = torch::tensor({{5, 9, 12, 40, 1}, {7, 7, 30, 1, 0}}, torch::kInt64);
+  const auto mask = torch::tensor({{1, 1, 1, 1, 1}, {1, 1, 1, 1, 0}}, torch::kInt64);
+  model::GenerationOptions o;
+  o.max_new_tokens = 10;
+  o.num_beams = 4;
+  o.num_return_sequences = 3;
+  o.do_sample = true;
+  o.top_k = 5;
+  o.length_penalty = 1.5;
+  o.seed = 7;
+  const auto a = model::generate(*model, ids, mask, o);
+  const auto b = model::generate(*model, ids, mask, o);
+  EXPECT_TRUE(torch::equal(a.sequences, b.sequences));
+  EXPECT_TRUE(torch::equal(a.sequence_scores, b.sequence_scores));
+  ASSERT_EQ(a.sequences.size(0), 2 * 3);
+  // Each returned row is a beam: its score is its own tokens' processed log-probabilities,
+  // summed and divided by its generated length^length_penalty; tokens outside the top-k
+  // would score -inf.
+  const auto eos = model->config().eos_token_id;
+  for (int64_t row = 0; row < a.sequences.size(0); ++row) {
+    const auto generated = a.sequences[row].slice(0, 1);
+    int64_t length = generated.size(0);
+    for (int64_t t = 0; t < generated.size(0); ++t) {
+      if (generated[t].item<int64_t>() == eos) {
+        length = t + 1;
+        break;
+      }
+    }
+    const auto scores = a.token_scores[row].slice(0, 0, length);
+    EXPECT_TRUE(torch::isfinite(scores).all().item<bool>()) << "row " << row << ": " << scores;
+    const double expected = scores.sum().item<double>() / std::pow(static_cast<double>(length), o.length_penalty);
+    EXPECT_NEAR(a.sequence_scores[row].item<double>(), expected, 1e-4) << "row " << row;
+  }
+  // Beams of one input come sorted best first.
+  for (int64_t input = 0; input < 2; ++input) {
+    const auto s = a.sequence_scores.slice(0, input * 3, input * 3 + 3);
+    EXPECT_TRUE((s.slice(0, 0, 2) >= s.slice(0, 1, 3)).all().item<bool>()) << s;
+  }
+  // The draws depend on the seed: some other seed gives other beams.
+  bool differs = false;
+  for (uint64_t seed = 8; seed < 12 && !differs; ++seed) {
+    o.seed = seed;
+    const auto other = model::generate(*model, ids, mask, o).sequences;
+    differs = other.sizes() != a.sequences.sizes() || !torch::equal(other, a.sequences);
+  }
+  EXPECT_TRUE(differs) << "beam sampling gave the same beams for seeds 7 to 11";
 }
 
 }  // namespace

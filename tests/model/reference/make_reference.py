@@ -62,6 +62,31 @@ CASES = [
                                              "early_stopping": "never", "min_length": 4}},
     {"name": "sample", "options": {"max_new_tokens": 12, "do_sample": True, "temperature": 0.8, "top_k": 20,
                                    "top_p": 0.9}, "seed": 1234},
+    {"name": "greedy_rep13", "options": {"max_new_tokens": 14, "repetition_penalty": 1.3}},
+    {"name": "greedy_no_repeat3", "options": {"max_new_tokens": 14, "no_repeat_ngram_size": 3}},
+    {"name": "beam3_rep13", "options": {"max_new_tokens": 12, "num_beams": 3, "num_return_sequences": 2,
+                                        "repetition_penalty": 1.3}},
+    {"name": "beam3_no_repeat2", "options": {"max_new_tokens": 12, "num_beams": 3, "num_return_sequences": 3,
+                                             "no_repeat_ngram_size": 2}},
+    {"name": "beam4_no_repeat3_rep08", "options": {"max_new_tokens": 10, "num_beams": 4, "no_repeat_ngram_size": 3,
+                                                   "repetition_penalty": 0.8}},
+    {"name": "beam_sample3", "options": {"max_new_tokens": 12, "do_sample": True, "num_beams": 3,
+                                         "num_return_sequences": 2, "temperature": 0.9, "top_k": 20, "top_p": 0.95},
+     "seed": 99},
+]
+
+# `chorus generate` on a word-level tokenizer written into the T5 folders (its special tokens
+# <pad> </s> <unk> are T5's ids 0, 1, 2): the input text, the flags, and the text of the
+# reference's ids.
+WORDS = ["<pad>", "</s>", "<unk>"] + [f"w{i}" for i in range(3, VOCAB)]
+CLI_INPUT = "w5 w17 w17 w40 w9 w33 w61 w12 w5 w28"
+CLI_CASES = [
+    {"name": "greedy", "flags": ["--max-new-tokens", "12"], "options": {"max_new_tokens": 12}},
+    {"name": "beam", "flags": ["--max-new-tokens", "12", "--num-beams", "4"],
+     "options": {"max_new_tokens": 12, "num_beams": 4}},
+    {"name": "beam_no_repeat_rep", "flags": ["--max-new-tokens", "12", "--num-beams", "3",
+                                             "--repetition-penalty", "1.3", "--no-repeat-ngram-size", "2"],
+     "options": {"max_new_tokens": 12, "num_beams": 3, "repetition_penalty": 1.3, "no_repeat_ngram_size": 2}},
 ]
 
 
@@ -93,6 +118,21 @@ def boost_eos(model, eos, family):
             model.lm_head.weight[eos] *= 2.5
         else:
             model.shared.weight[eos] *= 3.0
+
+
+def write_cli_cases(model, folder):
+    with open(os.path.join(folder, "word_vocab.txt"), "w") as f:
+        f.write("".join(word + "\n" for word in WORDS))
+    ids = torch.tensor([[WORDS.index(w) for w in CLI_INPUT.split()] + [model.config.eos_token_id]])
+    cases = []
+    for case in CLI_CASES:
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **case["options"])
+        tokens = out[0].tolist()
+        text = " ".join(WORDS[t] for t in tokens if t >= 3)
+        cases.append({"name": case["name"], "flags": case["flags"], "ids": tokens, "text": text})
+    with open(os.path.join(folder, "cli_cases.json"), "w") as f:
+        json.dump({"input": CLI_INPUT, "cases": cases}, f, indent=1)
 
 
 def main(out_dir):
@@ -140,6 +180,8 @@ def main(out_dir):
         save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, os.path.join(folder, "reference.safetensors"))
         with open(os.path.join(folder, "cases.json"), "w") as f:
             json.dump(CASES, f, indent=1)
+        if family == "t5":
+            write_cli_cases(model, folder)
         manifest.append({"name": name, "family": family})
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)

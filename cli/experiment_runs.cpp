@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "eval/report/report_html.h"
 #include "train/kv_router.h"
+#include "train/multisource_mt.h"
 
 namespace chorus::cli {
 
@@ -21,9 +22,10 @@ std::filesystem::path timestamped_run_folder(const std::string& config) {
 }
 
 std::filesystem::path run_experiment(const train::Config& config, const train::ExperimentRun& run) {
-  const auto kind = config.root().get_choice("experiment", {"kv_arithmetic", "kv_router"});
-  return kind == "kv_router" ? train::run_kv_router_experiment(config, run)
-                             : train::run_kv_arithmetic_experiment(config, run);
+  const auto kind = config.root().get_choice("experiment", {"kv_arithmetic", "kv_router", "multisource_mt"});
+  if (kind == "kv_router") return train::run_kv_router_experiment(config, run);
+  if (kind == "multisource_mt") return train::run_multisource_mt_experiment(config, run);
+  return train::run_kv_arithmetic_experiment(config, run);
 }
 
 void write_html_after_training(const std::filesystem::path& run_folder) {

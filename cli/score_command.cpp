@@ -1,11 +1,14 @@
 // `chorus score`: sacrebleu-like scoring of plain segment files, and HumanEval's functional correctness.
+#include <algorithm>
 #include <iostream>
+#include <optional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/fluency_scoring.h"
 #include "common/error.h"
 #include "eval/metrics/task_completion.h"
 #include "eval/scoring/corpus_scoring.h"
@@ -36,6 +39,10 @@ struct ScoreArgs {
   int jobs = 0;
   bool ignore_incomplete = false;
   bool allow_network = false;
+  // --metrics ppl
+  std::string lm;
+  std::string lm_sources;
+  int64_t lm_batch_size = 32;
 };
 
 std::vector<std::string> split_commas(const std::string& list) {
@@ -168,11 +175,43 @@ void run_score(const ScoreArgs& args) {
     run_humaneval(args);
     return;
   }
-  CHORUS_CHECK(!args.refs.empty(), "--refs is required (or --task humaneval with --problems and --samples)");
+  auto metrics = split_commas(args.metrics);
+  // Perplexity reads a reference model, not references: it is scored by its own engine.
+  const auto ppl = std::find(metrics.begin(), metrics.end(), "ppl");
+  const bool with_ppl = ppl != metrics.end();
+  if (with_ppl) metrics.erase(ppl);
+  CHORUS_CHECK(!with_ppl || !args.lm.empty(), "--metrics ppl needs --lm MODEL_DIR (the reference language model: a ",
+               "Hugging Face folder or a Chorus agent folder)");
+  CHORUS_CHECK(with_ppl || (args.lm.empty() && args.lm_sources.empty()),
+               "--lm and --lm-sources apply only with the metric ppl (add it to --metrics)");
   CHORUS_CHECK(!args.hyps.empty(), "--hyps is required (or --task humaneval with --problems and --samples)");
   eval::CorpusScoringOptions options;
-  options.metrics = split_commas(args.metrics);
-  eval::check_metric_names(options.metrics);  // before reading possibly large files
+  options.metrics = metrics;
+  if (!metrics.empty()) {
+    eval::check_metric_names(options.metrics);  // before reading possibly large files
+    CHORUS_CHECK(!args.refs.empty(), "--refs is required for ", args.metrics,
+                 " (or --task humaneval with --problems and --samples)");
+  } else {
+    CHORUS_CHECK(args.refs.empty(), "--metrics ppl needs no --refs (it scores --hyps under --lm)");
+  }
+  std::string ppl_output;
+  if (with_ppl) {
+    FluencyScoringOptions fluency;
+    fluency.bootstrap = args.bootstrap;
+    fluency.seed = args.seed;
+    fluency.batch_size = args.lm_batch_size;
+    fluency.allow_empty_lines = args.allow_empty_lines;
+    fluency.width = args.width;
+    std::ostringstream out;
+    score_perplexity(args.lm, args.hyps,
+                     args.lm_sources.empty() ? std::nullopt : std::optional<std::string>(args.lm_sources), args.json,
+                     out, fluency);
+    ppl_output = out.str();
+  }
+  if (metrics.empty()) {
+    std::cout << ppl_output;
+    return;
+  }
   options.lowercase = args.lowercase;
   options.rouge_stem = args.rouge_stem;
   options.confidence = args.confidence;
@@ -189,9 +228,18 @@ void run_score(const ScoreArgs& args) {
   }
   const auto results = eval::score_corpus(hypotheses, references, options);
   if (args.json) {
-    std::cout << to_json(results).dump(1) << "\n";
+    auto out = to_json(results);
+    if (with_ppl) {
+      const auto fluency = nlohmann::json::parse(ppl_output);
+      out["ppl"] = fluency["ppl"];
+      out["ppl"]["tokens"] = fluency["tokens"];
+      out["ppl"]["segments"] = fluency["segments"];
+      out["ppl"]["model"] = fluency["model"];
+    }
+    std::cout << out.dump(1) << "\n";
   } else {
     for (const auto& r : results) std::cout << eval::format_result(r, args.width) << "\n";
+    std::cout << ppl_output;
   }
 }
 
@@ -202,7 +250,8 @@ void add_score_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "score", "Score a hypothesis file against reference files (one segment a line), or HumanEval samples (--task humaneval)");
   cmd->add_option("--metrics,-m", args->metrics,
-                  "Comma-separated metrics: bleu, chrf, chrf++, rouge1, rouge2, rougeL, rougeLsum, em, f1")
+                  "Comma-separated metrics: bleu, chrf, chrf++, rouge1, rouge2, rougeL, rougeLsum, em, f1, and ppl "
+                  "(perplexity under --lm; needs no --refs)")
       ->capture_default_str();
   cmd->add_option("--refs,-r", args->refs, "Reference file; repeat for several references (required without --task)");
   cmd->add_option("--hyps,-i", args->hyps, "Hypothesis file (required without --task)");
@@ -214,6 +263,12 @@ void add_score_command(CLI::App& app) {
   cmd->add_flag("--rouge-stem", args->rouge_stem, "Porter-stem tokens longer than 3 characters for ROUGE");
   cmd->add_flag("--allow-empty-lines", args->allow_empty_lines, "Score empty lines as empty segments");
   cmd->add_option("--width,-w", args->width, "Decimals in the text output")->capture_default_str();
+  cmd->add_option("--lm", args->lm,
+                  "ppl: the reference model folder (Hugging Face, or a Chorus agent from chorus pretrain)");
+  cmd->add_option("--lm-sources", args->lm_sources,
+                  "ppl: line-aligned conditioning sources (default: the empty source, the decoder as a language model)");
+  cmd->add_option("--lm-batch-size", args->lm_batch_size, "ppl: segments per forward pass")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--task", args->task,
                   "humaneval: run --samples' completions against --problems' unit tests in a sandbox and report "
                   "pass@k (openai/human-eval's conventions)");

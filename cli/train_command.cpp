@@ -11,8 +11,6 @@
 #include "train/config.h"
 #include "train/kv_agents.h"
 #include "train/kv_experiment.h"
-#include "train/kv_router.h"
-#include "train/multisource_mt.h"
 #include "train/run_folder.h"
 #include "train/text_agents.h"
 
@@ -62,10 +60,7 @@ void add_train_command(CLI::App& app) {
     run.folder = args->out.empty() ? default_run_folder(args->config) : std::filesystem::path(args->out);
     run.mode = args->resume ? train::RunMode::resume : args->overwrite ? train::RunMode::overwrite : train::RunMode::fresh;
     run.quiet = args->quiet;
-    const auto kind = config.root().get_choice("experiment", {"kv_arithmetic", "kv_router", "multisource_mt"});
-    const auto report = kind == "kv_router"        ? train::run_kv_router_experiment(config, run)
-                        : kind == "multisource_mt" ? train::run_multisource_mt_experiment(config, run)
-                                                   : train::run_kv_arithmetic_experiment(config, run);
+    const auto report = run_experiment(config, run);
     std::cout << "report: " << report.string() << "\n";
     write_html_after_training(run.folder);
   });
@@ -92,8 +87,13 @@ void add_pretrain_command(CLI::App& app) {
                    "' already exists; choose another --out or remove it");
       const auto result =
           train::pretrain_text_agent(spec, out, std::filesystem::path(out.string() + ".run"), args->resume);
-      std::cout << "agent: " << result.folder.string() << "  BLEU " << result.bleu << "  (" << result.steps
-                << " steps, " << result.seconds << " s)\n";
+      std::cout << "agent: " << result.folder.string();
+      if (spec.language_model()) {
+        std::cout << "  validation perplexity " << result.perplexity << " over " << result.eval_tokens << " tokens";
+      } else {
+        std::cout << "  BLEU " << result.bleu;
+      }
+      std::cout << "  (" << result.steps << " steps, " << result.seconds << " s)\n";
       return;
     }
     root.get_choice("experiment", {"kv_arithmetic"}, std::string("kv_arithmetic"));

@@ -489,6 +489,7 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
     prepare_run_folder(run.folder, run.mode);
   }
   save_resolved_config(run.folder, config.to_yaml());
+  const auto provenance = run_provenance(config.to_yaml());
   if (plan.threads > 0) at::set_num_threads(plan.threads);
   auto say = [&](const std::string& line) {
     if (!run.quiet) std::cerr << line << std::endl;
@@ -785,6 +786,9 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
   const nlohmann::json report = {
       {"experiment", "kv_router"},
       {"seed", plan.seed},
+      {"config_hash", provenance.config_hash},
+      {"versions", {{"chorus", provenance.chorus_version}, {"libtorch", provenance.libtorch_version},
+                    {"cuda_kernels", provenance.cuda_kernels}}},
       {"world",
        {{"keys", plan.world.keys},
         {"max_value", plan.world.max_value},

@@ -384,6 +384,7 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
     prepare_run_folder(run.folder, run.mode);
   }
   save_resolved_config(run.folder, config.to_yaml());
+  const auto provenance = run_provenance(config.to_yaml());
   fs::create_directories(run.folder / "agents");
   for (const auto& a : plan.agents) {
     write_file_atomically(run.folder / "agents" / (a.name + ".yaml"), a.resolved_config);
@@ -607,6 +608,9 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
   const nlohmann::json report = {
       {"experiment", "multisource_mt"},
       {"seed", plan.seed},
+      {"config_hash", provenance.config_hash},
+      {"versions", {{"chorus", provenance.chorus_version}, {"libtorch", provenance.libtorch_version},
+                    {"cuda_kernels", provenance.cuda_kernels}}},
       {"data", {{"folder", plan.data_folder.string()},
                 {"target", plan.target_language},
                 {"agents_read", languages},

@@ -1,11 +1,16 @@
 // Run folders: mode checks and the resolved configuration.
 #include "train/run_folder.h"
 
+#include <torch/version.h>
+
 #include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <vector>
 
+#include "chorus/config.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 
@@ -81,6 +86,19 @@ void save_resolved_config(const fs::path& folder, const std::string& yaml_text, 
                  "(start a new run folder, or allow the change explicitly)");
   }
   write_file_atomically(path, yaml_text);
+}
+
+RunProvenance run_provenance(const std::string& resolved_yaml) {
+  RunProvenance p;
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char ch : resolved_yaml) h = (h ^ ch) * 1099511628211ULL;
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(h));
+  p.config_hash = text;
+  p.chorus_version = CHORUS_VERSION_STRING;
+  p.libtorch_version = TORCH_VERSION;
+  p.cuda_kernels = CHORUS_WITH_CUDA != 0;
+  return p;
 }
 
 }  // namespace chorus::train

@@ -26,4 +26,13 @@ void prepare_run_folder(const std::filesystem::path& folder, RunMode mode);
 void save_resolved_config(const std::filesystem::path& folder, const std::string& yaml_text,
                           bool allow_changed = false);
 
+// What report.json records about where its numbers come from.
+struct RunProvenance {
+  std::string config_hash;      // FNV-1a 64 (hex) of the resolved config text saved as config.yaml
+  std::string chorus_version;
+  std::string libtorch_version;
+  bool cuda_kernels = false;    // whether this build has the CUDA kernels
+};
+RunProvenance run_provenance(const std::string& resolved_yaml);
+
 }  // namespace chorus::train

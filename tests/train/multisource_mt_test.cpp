@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
 #include <string>
@@ -20,6 +21,7 @@
 #include "common/error.h"
 #include "train/config.h"
 #include "train/multisource_mt.h"
+#include "train/run_folder.h"
 
 namespace chorus::train {
 namespace {
@@ -135,6 +137,12 @@ TEST_F(MultiSourceTest, RunsEndToEndAndReusesCachedAgents) {
   EXPECT_FALSE(report["phases"]["pretrain_en_de"]["cached"].get<bool>());
   EXPECT_EQ(report["phases"]["team_fusion"]["steps"], 20);
   EXPECT_EQ(report["data"]["agents_read"]["fr_de"], "fr");
+  // Provenance: the hash of the saved config.yaml, and the versions.
+  std::ifstream saved(run.folder / "config.yaml", std::ios::binary);
+  const std::string yaml((std::istreambuf_iterator<char>(saved)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(report["config_hash"], run_provenance(yaml).config_hash);
+  EXPECT_EQ(report["config_hash"].get<std::string>().size(), 16u);
+  EXPECT_EQ(report["versions"]["libtorch"], "2.11.0");
 
   // The head learned: its training loss went down.
   std::ifstream metrics(run.folder / "teams" / "fusion" / "metrics.jsonl");
@@ -161,6 +169,7 @@ TEST_F(MultiSourceTest, RunsEndToEndAndReusesCachedAgents) {
   EXPECT_TRUE(second["phases"]["pretrain_en_de"]["cached"].get<bool>());
   EXPECT_TRUE(second["phases"]["pretrain_fr_de"]["cached"].get<bool>());
   EXPECT_EQ(second["systems"][0]["metrics"]["bleu_test"]["value"], report["systems"][0]["metrics"]["bleu_test"]["value"]);
+  EXPECT_EQ(second["config_hash"], report["config_hash"]);  // the same resolved config
 }
 
 TEST_F(MultiSourceTest, AHeadAtItsZeroGateLeavesTheAnchorUnchanged) {

@@ -1,6 +1,7 @@
 """Reference side of the tokenizer parity tests: Hugging Face transformers/tokenizers.
 
   tokenizer_reference.py OUT_DIR SPIECE_MODEL BPE_TRAIN_FILE DATA_FILE...
+  tokenizer_reference.py --t5-fast OUT_DIR SPIECE_MODEL DATA_FILE...
 
 Builds, under OUT_DIR:
   t5/             a T5 tokenizer folder (T5Tokenizer(vocab_file=SPIECE_MODEL).save_pretrained)
@@ -14,6 +15,13 @@ for every line of every DATA_FILE (.gz or plain), plus EDGE_CASES.
 
 The slow tokenizers' decode takes ~10 ms a line, so it runs on the edge cases and every
 DECODE_STRIDE-th line only; the rest of the lines check encoding.
+
+With --t5-fast it writes, under OUT_DIR, the same t5/ folder, versions.json (the versions of
+sentencepiece, tokenizers and transformers) and t5_fast.jsonl: {"source", "text", "ids",
+"decoded", "decoded_special"} for every line from T5TokenizerFast (tokenizers' Rust
+implementation, converted from the t5/ folder's spiece.model), "source" naming the DATA_FILE
+("edge" for EDGE_CASES). Converting a SentencePiece model needs protobuf; without it the script
+exits with status NO_PROTOBUF_STATUS and says so.
 """
 import gzip
 import json
@@ -74,7 +82,55 @@ def read_lines(path):
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
+NO_PROTOBUF_STATUS = 3
+
+
+def versions():
+    import sentencepiece
+    import tokenizers
+    import transformers
+    return {"sentencepiece": sentencepiece.__version__, "tokenizers": tokenizers.__version__,
+            "transformers": transformers.__version__}
+
+
+def t5_fast_main(out_dir, spiece_model, data_files):
+    try:
+        import google.protobuf  # noqa: F401
+    except ImportError:
+        print("protobuf is not installed: T5TokenizerFast cannot convert spiece.model")
+        return NO_PROTOBUF_STATUS
+    from transformers import T5TokenizerFast
+
+    folder = os.path.join(out_dir, "t5")
+    T5Tokenizer(vocab_file=spiece_model, legacy=True).save_pretrained(folder)
+    # from_pretrained reads add_prefix_space=True from the folder's tokenizer_config.json.
+    # T5TokenizerFast(vocab_file=...) alone converts with add_prefix_space=None, i.e. without
+    # SentencePiece's dummy prefix (Metaspace prepend_scheme "never"), and then differs from
+    # spiece.model on every line that does not start with whitespace.
+    fast = T5TokenizerFast.from_pretrained(folder)
+    if fast.backend_tokenizer.pre_tokenizer.prepend_scheme != "always":
+        print("T5TokenizerFast converted without the dummy prefix: "
+              f"{fast.backend_tokenizer.pre_tokenizer}")
+        return 1
+    sources = [("edge", line) for line in EDGE_CASES]
+    for path in data_files:
+        sources.extend((os.path.basename(path), line) for line in read_lines(path))
+    lines = [line for _, line in sources]
+    all_ids = fast(lines).input_ids
+    decoded = fast.batch_decode(all_ids, skip_special_tokens=True)
+    decoded_special = fast.batch_decode(all_ids, skip_special_tokens=False)
+    with open(os.path.join(out_dir, "t5_fast.jsonl"), "w", encoding="utf-8") as out:
+        for (source, line), ids, text, special in zip(sources, all_ids, decoded, decoded_special):
+            out.write(json.dumps({"source": source, "text": line, "ids": ids, "decoded": text,
+                                  "decoded_special": special}) + "\n")
+    with open(os.path.join(out_dir, "versions.json"), "w", encoding="utf-8") as out:
+        json.dump(versions(), out)
+    return 0
+
+
 def main():
+    if sys.argv[1] == "--t5-fast":
+        return t5_fast_main(sys.argv[2], sys.argv[3], sys.argv[4:])
     out_dir, spiece_model, train_file, data_files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     lines = list(EDGE_CASES)
     for path in data_files:
@@ -90,6 +146,8 @@ def main():
                 record["decoded"] = t5.decode(ids, skip_special_tokens=True)
                 record["decoded_special"] = t5.decode(ids, skip_special_tokens=False)
             out.write(json.dumps(record) + "\n")
+    with open(os.path.join(out_dir, "versions.json"), "w", encoding="utf-8") as out:
+        json.dump(versions(), out)
 
     # BART-style byte-level BPE trained on local text.
     trainer = ByteLevelBPETokenizer()

@@ -63,6 +63,12 @@ const std::vector<std::string>& reference_model_names() {
   return names;
 }
 
+const std::vector<std::string>& low_precision_model_names() {
+  static const std::vector<std::string> names = {"t5_v1_0_bf16", "t5_v1_1_bf16", "bart_bf16",
+                                                 "t5_v1_0_fp16", "t5_v1_1_fp16", "bart_fp16"};
+  return names;
+}
+
 std::optional<std::filesystem::path> reference_fixtures(std::string& why) {
   const char* python = std::getenv("CHORUS_PYTHON");
   if (python == nullptr || *python == '\0') {

@@ -16,6 +16,8 @@ namespace chorus::testing {
 
 // The models make_reference.py builds (keep in step with its MODELS).
 const std::vector<std::string>& reference_model_names();
+// The models saved with bf16 / fp16 storage (keep in step with its LOW_PRECISION).
+const std::vector<std::string>& low_precision_model_names();
 
 // The fixture folder, generating it on first use with $CHORUS_PYTHON (one
 // subprocess per build folder and script version, guarded by a file lock so

@@ -7,13 +7,18 @@ For each model OUTDIR/<name>/ holds the saved model (config.json,
 generation_config.json, model.safetensors), reference.safetensors (inputs,
 logits, encoder/decoder hidden states, generated sequences) and cases.json
 (the generation cases and their options). OUTDIR/manifest.json lists the models.
+
+LOW_PRECISION models are T5 v1.0, T5 v1.1 and BART saved with bf16 or fp16 storage
+(model.to(dtype).save_pretrained); their reference runs in fp32 on the upcast weights, and
+reference.safetensors also holds "stored.<name>", each tensor as the safetensors library reads it
+from model.safetensors, and "upcast.<name>", its fp32 value. They run LOW_PRECISION_CASES only.
 """
 import json
 import os
 import sys
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from transformers import BartConfig, BartForConditionalGeneration, T5Config, T5ForConditionalGeneration
 from transformers.utils import logging
 
@@ -50,6 +55,11 @@ MODELS = {
         dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, init_std=0.25)),
 }
 
+# Low-precision storage: (name, the model of MODELS it stores, storage dtype).
+LOW_PRECISION = [(f"{base}_{tag}", base, dtype)
+                 for tag, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16))
+                 for base in ("t5_v1_0", "t5_v1_1", "bart")]
+
 # Generation cases: the options passed to generate() on top of the model's own defaults.
 CASES = [
     {"name": "greedy", "options": {"max_new_tokens": 14}, "hidden_states": True},
@@ -74,6 +84,8 @@ CASES = [
                                          "num_return_sequences": 2, "temperature": 0.9, "top_k": 20, "top_p": 0.95},
      "seed": 99},
 ]
+
+LOW_PRECISION_CASES = [case for case in CASES if case["name"] in ("greedy", "beam3")]
 
 # `chorus generate` on a word-level tokenizer written into the T5 folders (its special tokens
 # <pad> </s> <unk> are T5's ids 0, 1, 2): the input text, the flags, and the text of the
@@ -135,54 +147,84 @@ def write_cli_cases(model, folder):
         json.dump({"input": CLI_INPUT, "cases": cases}, f, indent=1)
 
 
+def reference_outputs(model, index, family, cases):
+    """Inputs, the forward pass and the generation cases of `model`, as tensors to save."""
+    cfg = model.config
+    generator = torch.Generator().manual_seed(7 + index)
+    ids, mask = make_inputs(generator, cfg.eos_token_id, cfg.pad_token_id,
+                            cfg.bos_token_id if family == "bart" else None, holes=(index == 1))
+    decoder_ids = torch.randint(3, VOCAB, (3, 7), generator=generator)
+    decoder_ids[:, 0] = cfg.decoder_start_token_id
+    tensors = {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": decoder_ids}
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids, output_hidden_states=True)
+    tensors["logits"] = out.logits
+    for i, h in enumerate(out.encoder_hidden_states):
+        tensors[f"encoder_hidden_states.{i}"] = h
+    for i, h in enumerate(out.decoder_hidden_states):
+        tensors[f"decoder_hidden_states.{i}"] = h
+
+    # Holes in the mask are for the forward pass only; generation uses right padding.
+    gen_mask = (ids != cfg.pad_token_id).long() if index == 1 else mask
+    tensors["generation_attention_mask"] = gen_mask
+    for case in cases:
+        if "seed" in case:
+            torch.manual_seed(case["seed"])
+        with torch.no_grad():
+            result = model.generate(input_ids=ids, attention_mask=gen_mask, return_dict_in_generate=True,
+                                    output_scores=True, output_hidden_states=case.get("hidden_states", False),
+                                    **case["options"])
+        tensors[f"{case['name']}.sequences"] = result.sequences
+        if getattr(result, "sequences_scores", None) is not None:
+            tensors[f"{case['name']}.sequence_scores"] = result.sequences_scores
+        if case.get("hidden_states"):
+            for step, layers in enumerate(result.decoder_hidden_states):
+                tensors[f"{case['name']}.hidden.{step}"] = layers[-1]
+    return tensors
+
+
+def save_reference(folder, tensors, cases):
+    save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()},
+              os.path.join(folder, "reference.safetensors"))
+    with open(os.path.join(folder, "cases.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+
+
+def build_model(name):
+    """MODELS[name] with its seed and EOS boost, in fp32."""
+    index = list(MODELS).index(name)
+    torch.manual_seed(1000 + index)
+    model = MODELS[name]().eval()
+    family = "bart" if "bart" in name else "t5"
+    boost_eos(model, model.config.eos_token_id, family)
+    return model, index, family
+
+
 def main(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     manifest = []
-    for index, (name, build) in enumerate(MODELS.items()):
-        torch.manual_seed(1000 + index)
-        model = build().eval()
-        family = "bart" if "bart" in name else "t5"
-        cfg = model.config
-        boost_eos(model, cfg.eos_token_id, family)
+    for name in MODELS:
+        model, index, family = build_model(name)
         folder = os.path.join(out_dir, name)
         model.save_pretrained(folder, safe_serialization=True)
-
-        generator = torch.Generator().manual_seed(7 + index)
-        ids, mask = make_inputs(generator, cfg.eos_token_id, cfg.pad_token_id,
-                                cfg.bos_token_id if family == "bart" else None, holes=(index == 1))
-        decoder_ids = torch.randint(3, VOCAB, (3, 7), generator=generator)
-        decoder_ids[:, 0] = cfg.decoder_start_token_id
-        tensors = {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": decoder_ids}
-        with torch.no_grad():
-            out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids, output_hidden_states=True)
-        tensors["logits"] = out.logits
-        for i, h in enumerate(out.encoder_hidden_states):
-            tensors[f"encoder_hidden_states.{i}"] = h
-        for i, h in enumerate(out.decoder_hidden_states):
-            tensors[f"decoder_hidden_states.{i}"] = h
-
-        # Holes in the mask are for the forward pass only; generation uses right padding.
-        gen_mask = (ids != cfg.pad_token_id).long() if index == 1 else mask
-        tensors["generation_attention_mask"] = gen_mask
-        for case in CASES:
-            if "seed" in case:
-                torch.manual_seed(case["seed"])
-            with torch.no_grad():
-                result = model.generate(input_ids=ids, attention_mask=gen_mask, return_dict_in_generate=True,
-                                        output_scores=True, output_hidden_states=case.get("hidden_states", False),
-                                        **case["options"])
-            tensors[f"{case['name']}.sequences"] = result.sequences
-            if getattr(result, "sequences_scores", None) is not None:
-                tensors[f"{case['name']}.sequence_scores"] = result.sequences_scores
-            if case.get("hidden_states"):
-                for step, layers in enumerate(result.decoder_hidden_states):
-                    tensors[f"{case['name']}.hidden.{step}"] = layers[-1]
-        save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, os.path.join(folder, "reference.safetensors"))
-        with open(os.path.join(folder, "cases.json"), "w") as f:
-            json.dump(CASES, f, indent=1)
+        save_reference(folder, reference_outputs(model, index, family, CASES), CASES)
         if family == "t5":
             write_cli_cases(model, folder)
         manifest.append({"name": name, "family": family})
+    for name, base, dtype in LOW_PRECISION:
+        model, index, family = build_model(base)
+        folder = os.path.join(out_dir, name)
+        model.to(dtype).save_pretrained(folder, safe_serialization=True)
+        stored = load_file(os.path.join(folder, "model.safetensors"))
+        if any(t.dtype != dtype for t in stored.values()):
+            raise SystemExit(f"{folder}/model.safetensors: expected every tensor in {dtype}")
+        model.float()
+        tensors = reference_outputs(model, index, family, LOW_PRECISION_CASES)
+        for key, tensor in stored.items():
+            tensors[f"stored.{key}"] = tensor
+            tensors[f"upcast.{key}"] = tensor.float()
+        save_reference(folder, tensors, LOW_PRECISION_CASES)
+        manifest.append({"name": name, "family": family, "storage": str(dtype).replace("torch.", "")})
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
 

@@ -5,7 +5,9 @@
 #include <torch/nn/functional/activation.h>
 #include <torch/optim/adam.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "common/error.h"
 
@@ -60,6 +62,11 @@ RouterOutput RouterPolicyImpl::forward(const torch::Tensor& ids, const torch::Te
 torch::Tensor RouterPolicyImpl::choose(const torch::Tensor& ids, const torch::Tensor& mask) {
   torch::NoGradGuard no_grad;
   return forward(ids, mask).logits.argmax(1);
+}
+
+torch::Tensor RouterPolicyImpl::log_probs(const torch::Tensor& ids, const torch::Tensor& mask) {
+  torch::NoGradGuard no_grad;
+  return torch::log_softmax(forward(ids, mask).logits, 1);
 }
 
 double RouterPolicyImpl::flops_per_decision(int64_t tokens) const {
@@ -183,6 +190,98 @@ RouterTrainingLog train_router(RouterPolicy& policy, const RouterBandit& bandit,
   }
   policy->eval();
   return log;
+}
+
+std::vector<int64_t> choose_with_cost_weight(const torch::Tensor& log_probs,
+                                             const std::vector<double>& arm_costs, double mu) {
+  CHORUS_CHECK(log_probs.dim() == 2 && log_probs.size(1) == static_cast<int64_t>(arm_costs.size()),
+               "cost-weighted choice: expected log-probabilities [N, ", arm_costs.size(), "] for ",
+               arm_costs.size(), " arm costs, got ", log_probs.sizes());
+  CHORUS_CHECK(std::isfinite(mu) && mu >= 0,
+               "cost-weighted choice: mu must be finite and >= 0, got ", mu);
+  const auto lp = log_probs.to(torch::kFloat64).contiguous();
+  const auto rows = lp.accessor<double, 2>();
+  std::vector<int64_t> out(static_cast<size_t>(lp.size(0)));
+  for (int64_t i = 0; i < lp.size(0); ++i) {
+    int64_t best = 0;
+    double best_value = -std::numeric_limits<double>::infinity();
+    for (int64_t a = 0; a < lp.size(1); ++a) {
+      const double value = rows[i][a] - mu * arm_costs[static_cast<size_t>(a)];
+      if (value > best_value) {
+        best = a;
+        best_value = value;
+      }
+    }
+    out[static_cast<size_t>(i)] = best;
+  }
+  return out;
+}
+
+BudgetCalibration calibrate_cost_weight(const torch::Tensor& log_probs,
+                                        const std::vector<double>& arm_costs,
+                                        const torch::Tensor& request_costs, double budget,
+                                        const BudgetCalibrationOptions& options) {
+  CHORUS_CHECK(log_probs.dim() == 2 && log_probs.size(0) > 0 &&
+                   log_probs.size(1) == static_cast<int64_t>(arm_costs.size()) &&
+                   log_probs.size(1) > 0,
+               "budget calibration: expected log-probabilities [N > 0, ", arm_costs.size(),
+               "] for ", arm_costs.size(), " arm costs, got ", log_probs.sizes());
+  CHORUS_CHECK(request_costs.sizes() == log_probs.sizes(),
+               "budget calibration: request costs must have the shape of the log-probabilities ",
+               log_probs.sizes(), ", got ", request_costs.sizes());
+  CHORUS_CHECK(std::isfinite(budget) && budget > 0,
+               "budget calibration: the budget must be positive and finite, got ", budget);
+  CHORUS_CHECK(options.max_iterations > 0 && options.tolerance > 0,
+               "budget calibration: max_iterations and tolerance must be positive");
+  for (double c : arm_costs) {
+    CHORUS_CHECK(std::isfinite(c), "budget calibration: arm costs must be finite, got ", c);
+  }
+  const auto lp = log_probs.to(torch::kFloat64).contiguous();
+  const auto costs = request_costs.to(torch::kFloat64).contiguous();
+  CHORUS_CHECK(torch::isfinite(lp).all().item<bool>(),
+               "budget calibration: every log-probability must be finite");
+  CHORUS_CHECK(torch::isfinite(costs).all().item<bool>(),
+               "budget calibration: every request cost must be finite");
+  const auto cost_rows = costs.accessor<double, 2>();
+  const auto n = lp.size(0);
+
+  BudgetCalibration out;
+  auto evaluate = [&](double mu) {
+    out.mu = mu;
+    out.choices = choose_with_cost_weight(lp, arm_costs, mu);
+    double total = 0;
+    for (int64_t i = 0; i < n; ++i) total += cost_rows[i][out.choices[static_cast<size_t>(i)]];
+    out.mean_cost = total / static_cast<double>(n);
+    out.feasible = out.mean_cost <= budget;
+    return out.feasible;
+  };
+  if (evaluate(0.0)) return out;
+
+  // The bracket's upper end: once mu * (the smallest gap between two different arm costs) exceeds
+  // every input's spread of log-probabilities, each input takes an arm of the lowest arm cost.
+  double smallest_gap = std::numeric_limits<double>::infinity();
+  for (size_t a = 0; a < arm_costs.size(); ++a) {
+    for (size_t b = 0; b < arm_costs.size(); ++b) {
+      const double gap = arm_costs[a] - arm_costs[b];
+      if (gap > 0) smallest_gap = std::min(smallest_gap, gap);
+    }
+  }
+  if (!std::isfinite(smallest_gap)) return out;  // every arm costs the same: mu changes nothing
+  const double spread = (std::get<0>(lp.max(1)) - std::get<0>(lp.min(1))).max().item<double>();
+  double low = 0.0, high = (spread + 1.0) / smallest_gap;
+  if (!evaluate(high)) return out;  // infeasible: the cheapest the policy can be made
+  while (high - low > options.tolerance * std::max(1.0, high) &&
+         out.iterations < options.max_iterations) {
+    ++out.iterations;
+    const double mid = 0.5 * (low + high);
+    if (evaluate(mid)) {
+      high = mid;
+    } else {
+      low = mid;
+    }
+  }
+  evaluate(high);
+  return out;
 }
 
 }  // namespace chorus::collab

@@ -41,6 +41,8 @@ class RouterPolicyImpl : public torch::nn::Module {
   RouterOutput forward(const torch::Tensor& ids, const torch::Tensor& mask = {});
   // The most probable arm per input, [B] int64 (ties: the lowest index). No gradients.
   torch::Tensor choose(const torch::Tensor& ids, const torch::Tensor& mask = {});
+  // log pi(a|x), [B, A] float. No gradients.
+  torch::Tensor log_probs(const torch::Tensor& ids, const torch::Tensor& mask = {});
 
   // FLOPs of one decision over `tokens` input tokens (embedding sums, both layers and the value
   // head).
@@ -105,5 +107,52 @@ struct RouterTrainingLog {
 // count.
 RouterTrainingLog train_router(RouterPolicy& policy, const RouterBandit& bandit,
                                const RouterTrainingOptions& options);
+
+// --- Calibration to a cost budget
+// -----------------------------------------------------------------
+//
+// A trained policy's argmax jumps from one arm to another as lambda crosses a threshold, so a sweep
+// over lambda may have no point near a wanted cost. As RouteLLM calibrates its threshold, the
+// policy's preferences are kept and a cost weight mu is chosen on held-out inputs: per input the
+// arm maximising log pi(a|x) - mu * arm_cost[a]. mu = 0 is the policy's own argmax; a large mu is
+// the cheapest arm everywhere.
+
+// Per input (rows of log_probs [N, A]), the arm maximising log_probs[i][a] - mu * arm_costs[a]
+// (ties: the lowest index). arm_costs has A entries, each finite; mu >= 0.
+std::vector<int64_t> choose_with_cost_weight(const torch::Tensor& log_probs,
+                                             const std::vector<double>& arm_costs, double mu);
+
+struct BudgetCalibration {
+  double mu = 0;                 // the cost weight chosen
+  bool feasible = false;         // the mean cost at mu is within the budget
+  double mean_cost = 0;          // the mean of request_costs over the choices at mu
+  std::vector<int64_t> choices;  // per calibration input, at mu
+  int64_t iterations = 0;        // bisection steps taken
+};
+
+struct BudgetCalibrationOptions {
+  int64_t max_iterations = 100;
+  double tolerance =
+      1e-9;  // bisection stops when the bracket is narrower than tolerance * max(1, mu)
+};
+
+// The smallest cost weight mu >= 0, found by bisection, whose choices (choose_with_cost_weight) on
+// the calibration inputs cost at most `budget` on average, where request_costs [N, A] holds what
+// arm a costs on input i (arm_costs is what the decision rule expects an arm to cost, e.g. its mean
+// on training inputs; request_costs what it did cost on these inputs).
+//  - mu = 0 when the policy's own choices fit the budget;
+//  - when even the upper end of the bracket (mu large enough that every input takes an arm of the
+//    lowest arm_cost) costs more than the budget, the budget is infeasible: feasible = false, and
+//    mu and the choices are that upper end's (the cheapest the policy can be made);
+//  - when every arm_cost is the same, mu changes nothing: mu = 0, feasible says whether the argmax
+//    fits.
+// The mean cost falls as mu grows when request costs follow the arm costs' order; when they do not,
+// the mu returned still meets the budget but need not be the smallest that does.
+// Errors (chorus::Error): shapes that disagree, no inputs, a budget that is not positive and
+// finite, a log-probability or cost that is not finite.
+BudgetCalibration calibrate_cost_weight(const torch::Tensor& log_probs,
+                                        const std::vector<double>& arm_costs,
+                                        const torch::Tensor& request_costs, double budget,
+                                        const BudgetCalibrationOptions& options = {});
 
 }  // namespace chorus::collab

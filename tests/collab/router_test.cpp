@@ -1,10 +1,12 @@
 // The router policy on synthetic bandits whose best arm per input type is known: REINFORCE and PPO
 // learn it, a large cost weight drives it to the cheap arm, training is deterministic, and bad
-// options are errors.
+// options are errors; calibration to a cost budget on fixed log-probabilities and costs whose
+// cost weight and choices are known in advance.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <vector>
 
 #include "collab/router.h"
@@ -225,6 +227,130 @@ TEST(RouterErrors, BadOptionsAndInputsAreNamed) {
                      RouterTrainingOptions{});
       },
       ::testing::ThrowsMessage<Error>(HasSubstr("at least one example")));
+}
+
+// --- Calibration to a cost budget ---------------------------------------------------------------
+
+// Two arms: arm 0 costs 1, arm 1 costs 3. Every input prefers arm 1, by log-probability margins
+// 0.2, 0.6, 1.0, 1.4; input i switches to arm 0 once mu > margin_i / (3 - 1).
+torch::Tensor two_arm_log_probs() {
+  return torch::tensor({{0.0, 0.2}, {0.0, 0.6}, {0.0, 1.0}, {0.0, 1.4}}, torch::kFloat64);
+}
+torch::Tensor request_costs(const std::vector<double>& per_arm, int64_t inputs) {
+  return torch::tensor(per_arm, torch::kFloat64).unsqueeze(0).repeat({inputs, 1});
+}
+
+TEST(BudgetCalibration, TheCostWeightMovesEachInputAtItsMargin) {
+  const auto lp = two_arm_log_probs();
+  EXPECT_THAT(choose_with_cost_weight(lp, {1, 3}, 0.0), ::testing::ElementsAre(1, 1, 1, 1));
+  EXPECT_THAT(choose_with_cost_weight(lp, {1, 3}, 0.25), ::testing::ElementsAre(0, 1, 1, 1));
+  EXPECT_THAT(choose_with_cost_weight(lp, {1, 3}, 0.55), ::testing::ElementsAre(0, 0, 0, 1));
+  EXPECT_THAT(choose_with_cost_weight(lp, {1, 3}, 10.0), ::testing::ElementsAre(0, 0, 0, 0));
+}
+
+TEST(BudgetCalibration, BisectionFindsTheKnownCostWeight) {
+  const auto lp = two_arm_log_probs();
+  const auto costs = request_costs({1, 3}, 4);
+  // Mean cost 2: two inputs may keep arm 1, so the two smallest margins (0.2, 0.6) switch: mu =
+  // 0.3.
+  auto c = calibrate_cost_weight(lp, {1, 3}, costs, 2.0);
+  EXPECT_TRUE(c.feasible);
+  EXPECT_NEAR(c.mu, 0.3, 1e-7);
+  EXPECT_THAT(c.choices, ::testing::ElementsAre(0, 0, 1, 1));
+  EXPECT_DOUBLE_EQ(c.mean_cost, 2.0);
+  EXPECT_GT(c.iterations, 10);
+  // Mean cost 2.5: three inputs keep arm 1, only the margin 0.2 switches: mu = 0.1.
+  c = calibrate_cost_weight(lp, {1, 3}, costs, 2.5);
+  EXPECT_TRUE(c.feasible);
+  EXPECT_NEAR(c.mu, 0.1, 1e-7);
+  EXPECT_THAT(c.choices, ::testing::ElementsAre(0, 1, 1, 1));
+  EXPECT_DOUBLE_EQ(c.mean_cost, 2.5);
+  // The policy's own choices fit: mu = 0, no bisection.
+  c = calibrate_cost_weight(lp, {1, 3}, costs, 3.0);
+  EXPECT_TRUE(c.feasible);
+  EXPECT_EQ(c.mu, 0.0);
+  EXPECT_EQ(c.iterations, 0);
+  EXPECT_THAT(c.choices, ::testing::ElementsAre(1, 1, 1, 1));
+}
+
+TEST(BudgetCalibration, AnInfeasibleBudgetGivesTheCheapestChoicesAndSaysSo) {
+  const auto c = calibrate_cost_weight(two_arm_log_probs(), {1, 3}, request_costs({1, 3}, 4), 0.5);
+  EXPECT_FALSE(c.feasible);
+  EXPECT_THAT(c.choices, ::testing::ElementsAre(0, 0, 0, 0));
+  EXPECT_DOUBLE_EQ(c.mean_cost, 1.0);
+  EXPECT_GT(c.mu, 0.7);  // past every switching point (the largest is 1.4 / 2)
+  // Arms of equal cost: mu changes nothing, the argmax stays and is reported as over the budget.
+  const auto same =
+      calibrate_cost_weight(two_arm_log_probs(), {2, 2}, request_costs({1, 3}, 4), 2.0);
+  EXPECT_FALSE(same.feasible);
+  EXPECT_EQ(same.mu, 0.0);
+  EXPECT_THAT(same.choices, ::testing::ElementsAre(1, 1, 1, 1));
+}
+
+TEST(BudgetCalibration, TheBudgetIsOnWhatTheInputsCostNotOnTheArmCosts) {
+  // The decision expects arm 1 to cost 3, but on these inputs it cost 5: a mean of 3 is met only
+  // when two inputs switch (2 * 5 + 2 * 1 = 12 = 4 * 3), so mu = 0.3 again, not 0.
+  const auto c = calibrate_cost_weight(two_arm_log_probs(), {1, 3}, request_costs({1, 5}, 4), 3.0);
+  EXPECT_TRUE(c.feasible);
+  EXPECT_NEAR(c.mu, 0.3, 1e-7);
+  EXPECT_THAT(c.choices, ::testing::ElementsAre(0, 0, 1, 1));
+}
+
+TEST(BudgetCalibration, ThreeArmsSwitchThroughTheMiddleOrStraightToTheCheapest) {
+  // Arms cost 1, 2, 4. Input 0 = [0, 1, 1.2]: to the middle arm at mu = 0.1 ((1.2 - 1) / 2).
+  // Input 1 = [0, 0.5, 2.5]: straight to the cheapest at mu = 2.5 / 3, before the middle arm
+  // (which it would take at mu = 1) is ever best.
+  const auto lp = torch::tensor({{0.0, 1.0, 1.2}, {0.0, 0.5, 2.5}}, torch::kFloat64);
+  const auto costs = request_costs({1, 2, 4}, 2);
+  auto c = calibrate_cost_weight(lp, {1, 2, 4}, costs, 3.0);
+  EXPECT_NEAR(c.mu, 0.1, 1e-7);
+  EXPECT_THAT(c.choices, ::testing::ElementsAre(1, 2));
+  c = calibrate_cost_weight(lp, {1, 2, 4}, costs, 2.5);
+  EXPECT_NEAR(c.mu, 2.5 / 3.0, 1e-7);
+  EXPECT_THAT(c.choices, ::testing::ElementsAre(1, 0));
+  EXPECT_DOUBLE_EQ(c.mean_cost, 1.5);
+}
+
+TEST(BudgetCalibration, BadInputsAreErrors) {
+  const auto lp = two_arm_log_probs();
+  const auto costs = request_costs({1, 3}, 4);
+  EXPECT_THAT(
+      [&] {
+        calibrate_cost_weight(lp, {1, 3}, costs, 0.0);
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("budget must be positive and finite, got 0")));
+  EXPECT_THAT(
+      [&] {
+        calibrate_cost_weight(lp, {1, 3, 4}, costs, 1.0);
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("for 3 arm costs")));
+  EXPECT_THAT(
+      [&] {
+        calibrate_cost_weight(lp, {1, 3}, request_costs({1, 3}, 3), 1.0);
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("request costs must have the shape")));
+  auto bad = lp.clone();
+  bad.index_put_({1, 1}, std::nan(""));
+  EXPECT_THAT(
+      [&] {
+        calibrate_cost_weight(bad, {1, 3}, costs, 1.0);
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("every log-probability must be finite")));
+  EXPECT_THAT(
+      [&] {
+        choose_with_cost_weight(lp, {1, 3}, -1.0);
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("mu must be finite and >= 0")));
+}
+
+TEST(BudgetCalibration, APolicysLogProbabilitiesAreNormalised) {
+  auto policy = make_policy();
+  const auto t = two_types(6);
+  const auto lp = policy->log_probs(t.ids, t.mask);
+  ASSERT_EQ(lp.sizes(), (std::vector<int64_t>{6, 3}));
+  EXPECT_TRUE(torch::allclose(lp.exp().sum(1), torch::ones({6})));
+  // An untrained policy is uniform: any positive mu picks the cheapest arm.
+  EXPECT_THAT(choose_with_cost_weight(lp, {2, 1, 3}, 1e-3), ::testing::Each(1));
 }
 
 }  // namespace

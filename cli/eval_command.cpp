@@ -27,10 +27,16 @@ struct EvalArguments {
 };
 
 // A finished run: resuming skips every finished phase (agents come from the cache, heads from
-// their checkpoints), so only the evaluation runs again and report.json is rewritten.
+// their checkpoints), so only the evaluation runs again and report.json is rewritten. Overrides
+// may change the evaluation block only (e.g. add a task completion predicate to an old run); the
+// run's config.yaml then becomes the new resolved config, so report.json's config_hash matches it.
 void evaluate_run_folder(const fs::path& folder, const EvalArguments& args) {
-  CHORUS_CHECK(args.overrides.empty() && args.out.empty(), "'", folder.string(),
-               "' is a run folder: its config.yaml is fixed, so overrides and --out do not apply");
+  CHORUS_CHECK(args.out.empty(), "'", folder.string(), "' is a run folder: --out applies to a config only");
+  for (const auto& override_text : args.overrides) {
+    CHORUS_CHECK(override_text.rfind("evaluation.", 0) == 0, "'", folder.string(),
+                 "' is a run folder: its training is fixed, so only evaluation.* overrides apply; got '",
+                 override_text, "'");
+  }
   if (args.html_only) {
     CHORUS_CHECK(fs::is_regular_file(folder / "report.json"), "'", folder.string(),
                  "' holds no report.json; --html-only needs a run folder written by chorus train");
@@ -40,8 +46,8 @@ void evaluate_run_folder(const fs::path& folder, const EvalArguments& args) {
   CHORUS_CHECK(fs::is_regular_file(config_file), "'", folder.string(),
                "' holds no config.yaml; expected a run folder written by chorus train (or an "
                "experiment config)");
-  const auto config = train::Config::load(config_file);
-  run_experiment(config, train::ExperimentRun{folder, train::RunMode::resume, args.quiet});
+  const auto config = train::Config::load(config_file, args.overrides);
+  run_experiment(config, train::ExperimentRun{folder, train::RunMode::resume, args.quiet, !args.overrides.empty()});
 }
 
 // A config: a new run, as `chorus train CONFIG` makes it.
@@ -87,7 +93,7 @@ void add_eval_command(CLI::App& app) {
                    "Run folder written by chorus train, or an experiment config (YAML)")
       ->required();
   command->add_option("OVERRIDES", args->overrides,
-                      "Config overrides a.b.c=value (with a config only)");
+                      "Config overrides a.b.c=value (with a run folder: evaluation.* only)");
   command->add_option("--out", args->out,
                       "Run folder for a config (default: runs/<config>-<UTC time>)");
   command->add_flag("--html-only", args->html_only,

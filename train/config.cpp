@@ -34,6 +34,7 @@ struct ConfigState {
   std::string name;                       // the top-level file as shown in messages
   std::map<std::string, Origin> origins;  // full key path -> where it was set
   std::set<std::string> known;            // key paths some consumer asked for
+  std::map<std::string, std::string> resolved_paths;  // key path -> absolute path, for paths read by get_path
   mutable std::mutex mutex;               // views may be read from several threads
 };
 
@@ -610,20 +611,28 @@ Config Config::parse(std::string_view yaml, const std::string& name, const fs::p
 
 namespace {
 
-// Emits a node keeping quoted scalars quoted ("10" stays a string when read back).
-void emit(YAML::Emitter& out, const YAML::Node& node) {
+// Emits a node keeping quoted scalars quoted ("10" stays a string when read back). A value that a
+// consumer read as a path (`resolved`, by key path) is written resolved, so the text means the same
+// wherever it is saved (a run folder's config.yaml is read from the run folder).
+void emit(YAML::Emitter& out, const YAML::Node& node, const std::string& prefix,
+          const std::map<std::string, std::string>& resolved) {
   if (node.IsMap()) {
     out << YAML::BeginMap;
     for (auto it = node.begin(); it != node.end(); ++it) {
       out << YAML::Key << it->first.Scalar() << YAML::Value;
-      emit(out, it->second);
+      emit(out, it->second, join_key(prefix, it->first.Scalar()), resolved);
     }
     out << YAML::EndMap;
   } else if (node.IsSequence()) {
     out << YAML::BeginSeq;
-    for (const YAML::Node& item : node) emit(out, item);
+    for (size_t i = 0; i < node.size(); ++i) emit(out, node[i], join_index(prefix, i), resolved);
     out << YAML::EndSeq;
   } else if (node.IsScalar()) {
+    const auto path = resolved.find(prefix);
+    if (path != resolved.end()) {
+      out << YAML::DoubleQuoted << path->second;
+      return;
+    }
     if (is_string_scalar(node) || node.Scalar().empty()) out << YAML::DoubleQuoted;
     out << node.Scalar();
   } else {
@@ -635,7 +644,8 @@ void emit(YAML::Emitter& out, const YAML::Node& node) {
 
 std::string Config::to_yaml() const {
   YAML::Emitter out;
-  emit(out, state_->doc);
+  const std::lock_guard<std::mutex> lock(state_->mutex);
+  emit(out, state_->doc, "", state_->resolved_paths);
   return std::string(out.c_str()) + "\n";
 }
 
@@ -804,6 +814,10 @@ fs::path ConfigView::get_path(const std::string& key, bool must_exist, std::opti
                                                 : (origin_dir(*state_, path) / value).lexically_normal();
   CHORUS_CHECK(!must_exist || fs::exists(resolved), origin_of(*state_, path), ": ", path, ": file '",
                node->Scalar(), "' does not exist (resolved to '", resolved.string(), "')");
+  if (!value.is_absolute()) {
+    const std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->resolved_paths[path] = resolved.string();
+  }
   return resolved;
 }
 
@@ -822,6 +836,33 @@ ConfigView ConfigView::child_or_empty(const std::string& key) const {
   const auto node = find_node(*state_, path);
   if (is_present(node) && !node->IsMap()) throw_type_error(*state_, path, "a map", *node);
   return ConfigView(state_, path);
+}
+
+std::string ConfigView::subtree_yaml(const std::string& key) const {
+  const std::string path = key_path(key);
+  mark_known(*state_, path);
+  const auto node = find_node(*state_, path);
+  if (!is_present(node)) throw_missing(*state_, path, "a value");
+  const auto mark_all = [&](const auto& self, const YAML::Node& n, const std::string& prefix) -> void {
+    if (n.IsMap()) {
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        const std::string sub = join_key(prefix, it->first.Scalar());
+        mark_known(*state_, sub);
+        self(self, it->second, sub);
+      }
+    } else if (n.IsSequence()) {
+      for (size_t i = 0; i < n.size(); ++i) {
+        const std::string sub = join_index(prefix, i);
+        mark_known(*state_, sub);
+        self(self, n[i], sub);
+      }
+    }
+  };
+  mark_all(mark_all, *node, path);
+  YAML::Emitter out;
+  const std::lock_guard<std::mutex> lock(state_->mutex);
+  emit(out, *node, path, state_->resolved_paths);
+  return std::string(out.c_str()) + "\n";
 }
 
 std::vector<std::string> ConfigView::keys() const {

@@ -109,6 +109,10 @@ class ConfigView {
   // empty view when absent (and errors when present but not a map).
   ConfigView child(const std::string& key) const;
   ConfigView child_or_empty(const std::string& key) const;
+  // The value at `key` (required; any type) as YAML text, with every key under it marked known:
+  // for a consumer that validates the whole subtree itself (its messages name each key's place
+  // through Config::origin). Quoted scalars stay quoted.
+  std::string subtree_yaml(const std::string& key) const;
   // The keys of this map in document order (for maps whose keys are user-chosen names, e.g.
   // agents: {kv: ..., math: ...}); marks them known. Empty for an empty view.
   std::vector<std::string> keys() const;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <exception>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -23,6 +24,7 @@
 #include "train/kv_agents.h"
 #include "train/parallel_jobs.h"
 #include "train/kv_team.h"
+#include "train/task_completion_config.h"
 #include "train/seq2seq_training.h"
 #include "train/trainer_config.h"
 
@@ -52,6 +54,7 @@ struct Plan {
   int64_t bootstrap_resamples = 1000;
   std::map<std::string, std::string> routes;  // metric -> agent answering it inside every team
   int64_t transcript_examples = 20;
+  std::map<std::string, eval::TaskCompletionSpec> completion;  // metric -> its success predicate
 };
 
 Plan read_plan(const Config& config) {
@@ -101,6 +104,7 @@ Plan read_plan(const Config& config) {
     p.routes[metric] = routes.get<std::string>(metric);
     known(p.routes[metric], "evaluation.routes." + metric);
   }
+  p.completion = read_task_completion(config, evaluation, {"kv_subs", "num_math", "kv_math_heldout", "kv_math_train"});
   config.check_all_keys_used();
   return p;
 }
@@ -277,7 +281,7 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
   } else {
     prepare_run_folder(run.folder, run.mode);
   }
-  save_resolved_config(run.folder, config.to_yaml());
+  save_resolved_config(run.folder, config.to_yaml(), run.evaluation_changed);
   const auto provenance = run_provenance(config.to_yaml());
   if (plan.threads > 0) at::set_num_threads(plan.threads);
   auto say = [&](const std::string& line) {
@@ -470,20 +474,37 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
   for (const auto& system : systems) {
     nlohmann::json metrics = nlohmann::json::object();
     for (const auto& set : sets) {
-      const auto stats = correctness(system.outputs.at(set.metric), set.examples);
+      const auto& outputs = system.outputs.at(set.metric);
+      const auto stats = correctness(outputs, set.examples);
       const auto ci = eval::bootstrap_confidence_interval(stats, fraction, bootstrap);
       metrics[set.metric] = {{"value", ci.score},
                              {"ci95", {ci.low, ci.high}},
                              {"ci_half_width", ci.half_width},
                              {"n", set.examples.size()},
                              {"answered_by", system.answered_by.at(set.metric)}};
+      // The set's declared success predicate, when it has one.
+      const auto predicate = plan.completion.find(set.metric);
+      std::vector<eval::PredicateOutcome> outcomes;
+      if (predicate != plan.completion.end()) {
+        std::vector<std::vector<std::string>> references;
+        for (const auto& ex : set.examples) references.push_back({ex.target});
+        auto completion = score_task_completion(predicate->second, outputs, references, bootstrap);
+        completion.metric["answered_by"] = system.answered_by.at(set.metric);
+        metrics[completion_metric(set.metric)] = completion.metric;
+        outcomes = std::move(completion.outcomes);
+      }
       for (int64_t i = 0; i < std::min<int64_t>(plan.transcript_examples, static_cast<int64_t>(set.examples.size())); ++i) {
         const auto& ex = set.examples[static_cast<size_t>(i)];
-        transcript_lines.push_back({{"system", system.name},
-                                    {"set", set.metric},
-                                    {"input", ex.input},
-                                    {"target", ex.target},
-                                    {"output", system.outputs.at(set.metric)[static_cast<size_t>(i)]}});
+        nlohmann::json line = {{"system", system.name},
+                               {"set", set.metric},
+                               {"input", ex.input},
+                               {"target", ex.target},
+                               {"output", outputs[static_cast<size_t>(i)]}};
+        if (!outcomes.empty()) {
+          line["completed"] = outcomes[static_cast<size_t>(i)].success;
+          if (!outcomes[static_cast<size_t>(i)].success) line["completion_failure"] = outcomes[static_cast<size_t>(i)].reason;
+        }
+        transcript_lines.push_back(std::move(line));
       }
     }
     // Cost: mean per example over every set, and per set.
@@ -564,6 +585,8 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
   for (const auto& line : transcript_lines) transcript_text += line.dump() + "\n";
   write_file_atomically(run.folder / "transcripts.jsonl", transcript_text);
   write_file_atomically(run.folder / "attention.jsonl", attention_lines);
+  for (const auto& [metric, spec] : plan.completion)
+    report["metric_definitions"][completion_metric(metric)] = "task completion on " + metric + ": " + eval::describe(spec);
   const auto report_path = run.folder / "report.json";
   write_file_atomically(report_path, report.dump(2) + "\n");
 
@@ -580,6 +603,27 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
                     m["kv_subs"]["value"].get<double>(), m["num_math"]["value"].get<double>(),
                     m["kv_math_heldout"]["value"].get<double>(), m["kv_math_train"]["value"].get<double>());
       std::cerr << line;
+    }
+    if (!plan.completion.empty()) {
+      // Task completion, in the same set order, with what each predicate checks.
+      std::cerr << "\n" << std::setw(16) << "task completion";
+      for (const auto& set : sets) {
+        if (plan.completion.count(set.metric)) std::cerr << " " << std::right << std::setw(16) << set.metric << std::left;
+      }
+      std::cerr << "\n";
+      for (const auto& s : report_systems) {
+        std::cerr << std::setw(16) << s["name"].get<std::string>();
+        for (const auto& set : sets) {
+          if (!plan.completion.count(set.metric)) continue;
+          std::snprintf(line, sizeof line, " %16.3f", s["metrics"][completion_metric(set.metric)]["value"].get<double>());
+          std::cerr << line;
+        }
+        std::cerr << "\n";
+      }
+      for (const auto& set : sets) {
+        const auto predicate = plan.completion.find(set.metric);
+        if (predicate != plan.completion.end()) std::cerr << "  " << set.metric << ": " << eval::describe(predicate->second) << "\n";
+      }
     }
     std::snprintf(line, sizeof line, "total %.1f s\n", since(total_start));
     std::cerr << line;

@@ -14,6 +14,10 @@ struct ExperimentRun {
   std::filesystem::path folder;  // the run folder
   RunMode mode = RunMode::fresh;
   bool quiet = false;            // no progress output
+  // A re-evaluation with `evaluation.*` overrides (chorus eval RUN_DIR evaluation.a=b): the run's
+  // config.yaml is replaced by the new resolved config. Only the evaluation block may differ, which
+  // no training phase reads, so the reused phases still match it.
+  bool evaluation_changed = false;
 };
 
 // Reads and checks the whole config (every error before any work), then runs the experiment into

@@ -28,6 +28,7 @@
 #include "train/parallel_jobs.h"
 #include "train/run_folder.h"
 #include "train/seq2seq_training.h"
+#include "train/task_completion_config.h"
 #include "train/text_agents.h"
 #include "train/trainer.h"
 #include "train/trainer_config.h"
@@ -70,6 +71,7 @@ struct Plan {
   int64_t max_new_tokens = 48;
   int64_t bootstrap_resamples = 1000;
   int64_t transcript_examples = 20;
+  std::map<std::string, eval::TaskCompletionSpec> completion;  // the test split's success predicate, if declared
 };
 
 fs::path split_file(const Plan& p, const std::string& split, const std::string& language) {
@@ -183,6 +185,7 @@ Plan read_plan(const Config& config) {
   p.max_new_tokens = evaluation.get_int("max_new_tokens", 48, 1);
   p.bootstrap_resamples = evaluation.get_int("bootstrap_resamples", 1000, 10);
   p.transcript_examples = evaluation.get_int("transcript_examples", 20, 0);
+  p.completion = read_task_completion(config, evaluation, {p.test_split});
   config.check_all_keys_used();
   return p;
 }
@@ -383,7 +386,7 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
   } else {
     prepare_run_folder(run.folder, run.mode);
   }
-  save_resolved_config(run.folder, config.to_yaml());
+  save_resolved_config(run.folder, config.to_yaml(), run.evaluation_changed);
   const auto provenance = run_provenance(config.to_yaml());
   fs::create_directories(run.folder / "agents");
   for (const auto& a : plan.agents) {
@@ -572,6 +575,14 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
                          {"ci_half_width", ci.half_width},
                          {"n", test_split.size()}};
     }
+    std::vector<eval::PredicateOutcome> outcomes;
+    if (const auto predicate = plan.completion.find(plan.test_split); predicate != plan.completion.end()) {
+      std::vector<std::vector<std::string>> targets;
+      for (const auto& t : test_split.targets) targets.push_back({t});
+      auto completion = score_task_completion(predicate->second, s.outputs, targets, bootstrap);
+      metrics[completion_metric(plan.test_split)] = completion.metric;
+      outcomes = std::move(completion.outcomes);
+    }
     report_systems.push_back({{"name", s.name},
                               {"description", s.description},
                               {"metrics", metrics},
@@ -584,6 +595,10 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
       line["input"] = s.source < 0 ? inputs.dump() : test_split.sources[static_cast<size_t>(s.source)][row];
       line["target"] = test_split.targets[row];
       line["output"] = s.outputs[row];
+      if (!outcomes.empty()) {
+        line["completed"] = outcomes[row].success;
+        if (!outcomes[row].success) line["completion_failure"] = outcomes[row].reason;
+      }
       transcripts += line.dump() + "\n";
     }
   }
@@ -605,7 +620,7 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
   phases["total"] = {{"seconds", since(total_start)}};
   nlohmann::json languages = nlohmann::json::object();
   for (const auto& a : plan.agents) languages[a.name] = a.language;
-  const nlohmann::json report = {
+  nlohmann::json report = {
       {"experiment", "multisource_mt"},
       {"seed", plan.seed},
       {"config_hash", provenance.config_hash},
@@ -628,6 +643,8 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
       {"comparisons", comparisons},
       {"phases", phases},
       {"threads", at::get_num_threads()}};
+  for (const auto& [set, spec] : plan.completion)
+    report["metric_definitions"][completion_metric(set)] = "task completion on " + set + ": " + eval::describe(spec);
   write_file_atomically(run.folder / "transcripts.jsonl", transcripts);
   const auto report_path = run.folder / "report.json";
   write_file_atomically(report_path, report.dump(2) + "\n");
@@ -644,6 +661,16 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
                     m[chrf_metric]["value"].get<double>(), m[chrf_metric]["ci95"][0].get<double>(),
                     m[chrf_metric]["ci95"][1].get<double>());
       std::cerr << line;
+    }
+    if (const auto predicate = plan.completion.find(plan.test_split); predicate != plan.completion.end()) {
+      const auto metric = completion_metric(plan.test_split);
+      std::cerr << "\ntask completion on " << plan.test_split << " (" << eval::describe(predicate->second) << ")\n";
+      for (const auto& s : report_systems) {
+        const auto& m = s["metrics"][metric];
+        std::snprintf(line, sizeof line, "%-20s %8.3f [%5.3f,%5.3f]\n", s["name"].get<std::string>().c_str(),
+                      m["value"].get<double>(), m["ci95"][0].get<double>(), m["ci95"][1].get<double>());
+        std::cerr << line;
+      }
     }
     std::snprintf(line, sizeof line, "total %.1f s\n", since(total_start));
     std::cerr << line;

@@ -31,16 +31,21 @@ namespace fs = std::filesystem;
 // ---- Reading the spec ----
 
 // A YAML node with the file and key path it came from, for messages.
+// With a locator (a mapping inside an experiment config), each key's place comes from it;
+// otherwise from the node's line in `source`.
 struct SpecNode {
   YAML::Node node;
   std::string source;
   std::string key;
+  const KeyLocator* locate = nullptr;
 
   std::string where() const {
+    if (locate != nullptr && *locate) return (*locate)(key) + ": " + key;
     const auto mark = node.Mark();
     return source + (mark.line >= 0 ? ":" + std::to_string(mark.line + 1) : std::string()) + ": " + key;
   }
-  SpecNode child(const std::string& name) const { return {node[name], source, key + "." + name}; }
+  SpecNode child(const std::string& name) const { return {node[name], source, key + "." + name, locate}; }
+  SpecNode at(const YAML::Node& other, const std::string& other_key) const { return {other, source, other_key, locate}; }
 };
 
 std::string scalar_text(const SpecNode& n, const std::string& expected) {
@@ -77,7 +82,7 @@ std::vector<std::string> read_string_list(const SpecNode& n) {
   CHORUS_CHECK(n.node.IsSequence(), n.where(), ": expected a string or a list of strings");
   std::vector<std::string> out;
   for (std::size_t i = 0; i < n.node.size(); ++i) {
-    const SpecNode item{n.node[i], n.source, n.key + "[" + std::to_string(i) + "]"};
+    const SpecNode item = n.at(n.node[i], n.key + "[" + std::to_string(i) + "]");
     out.push_back(scalar_text(item, "a string"));
   }
   return out;
@@ -100,7 +105,7 @@ void check_keys(const SpecNode& spec, const std::string& kind, const std::set<st
     if (allowed.count(name)) continue;
     std::string names;
     for (const auto& a : allowed) names += (names.empty() ? "" : ", ") + a;
-    const SpecNode bad{entry.first, spec.source, spec.key + "." + name};
+    const SpecNode bad = spec.at(entry.first, spec.key + "." + name);
     throw Error(bad.where() + ": unknown key for kind " + kind + " (valid: " + names + ")");
   }
 }
@@ -436,6 +441,10 @@ TaskCompletionSpec parse_task_completion_spec(std::string_view text, const std::
   return parse_spec_node({load_yaml(text, source), source, key});
 }
 
+TaskCompletionSpec parse_task_completion_spec(std::string_view text, const KeyLocator& locate, const std::string& key) {
+  return parse_spec_node({load_yaml(text, locate(key)), locate(key), key, &locate});
+}
+
 TaskCompletionSpec load_task_completion_spec(const fs::path& file, const std::string& key) {
   std::ifstream in(file, std::ios::binary);
   CHORUS_CHECK(in, "cannot open config file '", file.string(), "'");
@@ -453,6 +462,57 @@ TaskCompletionSpec load_task_completion_spec(const fs::path& file, const std::st
     node.reset(node[part]);
   }
   return parse_spec_node({node, source, key});
+}
+
+std::string describe(const TaskCompletionSpec& spec) {
+  const auto quoted_list = [](const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "'" : ", '") + item + "'";
+    return out;
+  };
+  switch (spec.kind) {
+    case PredicateKind::answer_correct: {
+      const auto& a = spec.answer;
+      if (a.normalization == AnswerNormalization::squad) return "answer correct (SQuAD normalisation)";
+      if (a.normalization == AnswerNormalization::exact) return "answer correct (exact, surrounding whitespace stripped)";
+      std::ostringstream out;
+      out << "answer correct (numbers, rel_tol " << a.rel_tolerance << ", abs_tol " << a.abs_tolerance << ")";
+      return out.str();
+    }
+    case PredicateKind::format:
+      switch (spec.format.format) {
+        case OutputFormat::number: return "output parses as a number";
+        case OutputFormat::integer: return "output parses as an integer";
+        case OutputFormat::json: return "output parses as JSON";
+        case OutputFormat::regex: return "output matches " + spec.format.pattern;
+      }
+      break;
+    case PredicateKind::constraint: {
+      const auto& c = spec.constraint;
+      std::vector<std::string> parts;
+      if (c.min_words && c.max_words) {
+        parts.push_back(std::to_string(*c.min_words) + " to " + std::to_string(*c.max_words) + " words");
+      } else if (c.min_words) {
+        parts.push_back("at least " + std::to_string(*c.min_words) + " words");
+      } else if (c.max_words) {
+        parts.push_back("at most " + std::to_string(*c.max_words) + " words");
+      }
+      if (c.max_chars) parts.push_back("at most " + std::to_string(*c.max_chars) + " characters");
+      const std::string cased = c.case_sensitive ? "" : " (any case)";
+      if (!c.must_contain.empty()) parts.push_back("contains " + quoted_list(c.must_contain) + cased);
+      if (!c.must_not_contain.empty()) parts.push_back("no " + quoted_list(c.must_not_contain) + cased);
+      std::string out = "constraint: ";
+      for (size_t i = 0; i < parts.size(); ++i) out += (i ? "; " : "") + parts[i];
+      return out;
+    }
+    case PredicateKind::unit_tests: {
+      std::ostringstream out;
+      out << "unit tests pass (timeout " << spec.unit_tests.timeout_s << " s, memory " << spec.unit_tests.memory_mb
+          << " MB)";
+      return out.str();
+    }
+  }
+  return to_string(spec.kind);
 }
 
 std::optional<double> parse_number(std::string_view text) {

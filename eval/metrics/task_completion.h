@@ -82,6 +82,17 @@ struct TaskCompletionSpec {
 TaskCompletionSpec parse_task_completion_spec(std::string_view text, const std::string& source,
                                               const std::string& key = "task_completion");
 
+// The same for a mapping inside a larger document (an experiment config's
+// `evaluation.task_completion.<set>`): `key` is the mapping's full key path, and `locate(key_path)`
+// says where a key was set ("exp.yaml:12", across includes and overrides) for every message.
+using KeyLocator = std::function<std::string(const std::string& key_path)>;
+TaskCompletionSpec parse_task_completion_spec(std::string_view text, const KeyLocator& locate, const std::string& key);
+
+// One line saying what the spec checks, for reports: "answer correct (number normalisation)",
+// "output parses as an integer", "output matches ^-?[0-9]+$", "constraint: 1 to 40 words; no '<unk>'",
+// "unit tests pass (timeout 10 s, memory 1024 MB)".
+std::string describe(const TaskCompletionSpec& spec);
+
 // Reads `file` (YAML or JSON) and parses the mapping at `key` (dot-separated, e.g. "eval.task_completion").
 TaskCompletionSpec load_task_completion_spec(const std::filesystem::path& file,
                                              const std::string& key = "task_completion");

@@ -7,11 +7,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/experiment_runs.h"
+#include "common/error.h"
 #include "train/config.h"
 #include "train/run_folder.h"
 
@@ -133,6 +136,62 @@ TEST_F(EvalRerunTest, ArithmeticRunKeepsSkippedPhaseTimesAndTimesItsEvaluation) 
   ASSERT_TRUE(after.contains("reevaluation"));
   EXPECT_GE(after["reevaluation"]["seconds"].get<double>(), after["evaluation"]["seconds"].get<double>());
   EXPECT_FALSE(before.contains("reevaluation"));
+}
+
+// chorus eval RUN_FOLDER evaluation.task_completion=...: a predicate added to a finished run. The
+// training phases are reused; the run's config.yaml becomes the new resolved config; a changed
+// config without that permission is still refused.
+TEST_F(EvalRerunTest, ArithmeticRunTakesEvaluationOverridesOnReevaluation) {
+  std::ofstream(root_ / "tiny.yaml") << kArithmetic << kAgents;
+  const auto config = train::Config::load(root_ / "tiny.yaml", {"cache_dir=" + (root_ / "cache").string()});
+  const auto folder = root_ / "run";
+  const auto first = read(run_experiment(config, train::ExperimentRun{folder, train::RunMode::fresh, true}));
+  EXPECT_FALSE(first["systems"][0]["metrics"].contains("kv_subs_completion"));
+
+  const std::vector<std::string> overrides = {
+      "evaluation.task_completion={kv_subs: {kind: format, format: 'regex:-?[0-9]+ [-+] -?[0-9]+'}, "
+      "kv_math_heldout: {kind: answer_correct, normalization: number}}"};
+  const auto changed = train::Config::load(train::config_path(folder), overrides);
+  EXPECT_THROW(run_experiment(changed, train::ExperimentRun{folder, train::RunMode::resume, true}), Error);
+  const auto again =
+      read(run_experiment(changed, train::ExperimentRun{folder, train::RunMode::resume, true, /*evaluation_changed=*/true}));
+
+  EXPECT_TRUE(again["phases"]["teams"]["from_earlier_run"].get<bool>());  // no head was trained again
+  EXPECT_NE(again["config_hash"], first["config_hash"]);
+  EXPECT_EQ(again["config_hash"], train::run_provenance(changed.to_yaml()).config_hash);
+  std::ifstream saved(train::config_path(folder));
+  const std::string saved_text((std::istreambuf_iterator<char>(saved)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(saved_text, changed.to_yaml());
+  EXPECT_EQ(again["metric_definitions"]["kv_subs_completion"],
+            "task completion on kv_subs: output matches -?[0-9]+ [-+] -?[0-9]+");
+  for (size_t i = 0; i < again["systems"].size(); ++i) {
+    const auto& system = again["systems"][i];
+    SCOPED_TRACE(system["name"].get<std::string>());
+    const auto& metrics = system["metrics"];
+    ASSERT_TRUE(metrics.contains("kv_subs_completion"));
+    ASSERT_TRUE(metrics.contains("kv_math_heldout_completion"));
+    EXPECT_FALSE(metrics.contains("num_math_completion"));
+    // The same outputs as before: a right answer is an answer, and a right value is a complete KV-MATH.
+    EXPECT_EQ(metrics["kv_math_heldout"], first["systems"][i]["metrics"]["kv_math_heldout"]);
+    EXPECT_DOUBLE_EQ(metrics["kv_math_heldout_completion"]["value"].get<double>(),
+                     metrics["kv_math_heldout"]["value"].get<double>());
+    EXPECT_GE(metrics["kv_subs_completion"]["value"].get<double>(), metrics["kv_subs"]["value"].get<double>());
+    EXPECT_EQ(metrics["kv_subs_completion"]["n"], metrics["kv_subs"]["n"]);
+  }
+  // Transcripts of a set with a predicate say whether each example completed.
+  std::ifstream transcripts(folder / "transcripts.jsonl");
+  size_t judged = 0;
+  for (std::string line; std::getline(transcripts, line);) {
+    const auto entry = nlohmann::json::parse(line);
+    if (entry["set"] == "kv_subs") {
+      ASSERT_TRUE(entry.contains("completed"));
+      EXPECT_EQ(entry.contains("completion_failure"), !entry["completed"].get<bool>());
+      ++judged;
+    } else if (entry["set"] == "num_math") {
+      EXPECT_FALSE(entry.contains("completed"));
+    }
+  }
+  EXPECT_GT(judged, 0u);
 }
 
 }  // namespace

@@ -157,6 +157,36 @@ TEST(Spec, LoadsFromAFileAtAKey) {
   fs::remove(file);
 }
 
+TEST(Spec, LocatorPlacesEveryMessage) {
+  // Inside an experiment config the text is a fragment; the locator knows where each key was set.
+  const KeyLocator locate = [](const std::string& key) { return "exp.yaml(" + key + ")"; };
+  try {
+    parse_task_completion_spec("{kind: constraint, must_contain: [a, 3], case_sensitive: maybe}", locate,
+                               "evaluation.task_completion.test");
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "exp.yaml(evaluation.task_completion.test.case_sensitive): evaluation.task_completion.test.case_sensitive: "
+              "expected true or false, got 'maybe'");
+  }
+  EXPECT_EQ(parse_task_completion_spec("{kind: format, format: json}", locate, "k").format.format, OutputFormat::json);
+}
+
+TEST(Spec, DescribeSaysWhatIsChecked) {
+  EXPECT_EQ(describe(spec_of("{kind: answer_correct}")), "answer correct (SQuAD normalisation)");
+  EXPECT_EQ(describe(spec_of("{kind: answer_correct, normalization: exact}")),
+            "answer correct (exact, surrounding whitespace stripped)");
+  EXPECT_EQ(describe(spec_of("{kind: answer_correct, normalization: number, abs_tol: 0.5}")),
+            "answer correct (numbers, rel_tol 1e-09, abs_tol 0.5)");
+  EXPECT_EQ(describe(spec_of("{kind: format, format: integer}")), "output parses as an integer");
+  EXPECT_EQ(describe(spec_of("{kind: format, format: \"regex:[a-z]+\"}")), "output matches [a-z]+");
+  EXPECT_EQ(describe(spec_of("{kind: constraint, min_words: 2, max_words: 40, must_not_contain: [x, y]}")),
+            "constraint: 2 to 40 words; no 'x', 'y'");
+  EXPECT_EQ(describe(spec_of("{kind: constraint, max_chars: 9, must_contain: Paris, case_sensitive: false}")),
+            "constraint: at most 9 characters; contains 'Paris' (any case)");
+  EXPECT_EQ(describe(spec_of("{kind: unit_tests, timeout_s: 3}")), "unit tests pass (timeout 3 s, memory 1024 MB)");
+}
+
 TEST(TaskCompletion, RateWithBootstrapInterval) {
   const auto spec = spec_of("{kind: format, format: integer}");
   std::vector<TaskCompletionExample> examples;

@@ -371,6 +371,24 @@ TEST_F(ConfigFiles, DocumentedExampleResolvesAsDocumented) {
               HasSubstr("experiments/small.yaml:7: data.train: file '../data/train.jsonl' does not exist"));
 }
 
+// A run folder keeps config.yaml and reads it back from there: paths that were read as paths are
+// saved resolved, so they name the same files from any folder. Other strings stay as written.
+TEST_F(ConfigFiles, SavedConfigKeepsPathsReadAsPathsResolved) {
+  write("data/train.jsonl", "{}\n");
+  const fs::path exp = write("exp/exp.yaml", "data: {train: ../data/train.jsonl, note: ../not/a/path}\n");
+  const Config config = Config::load(exp);
+  const fs::path train = config.root().child("data").get_path("train", true);
+  config.root().child("data").get<std::string>("note");
+  const fs::path saved = dir_ / "runs" / "a" / "config.yaml";
+  fs::create_directories(saved.parent_path());
+  config.save(saved);
+  const Config again = Config::load(saved);
+  EXPECT_EQ(again.root().child("data").get_path("train", true), train);
+  EXPECT_EQ(again.root().child("data").get<std::string>("note"), "../not/a/path");
+  EXPECT_EQ(again.to_yaml(), config.to_yaml());
+  EXPECT_THAT(config.root().subtree_yaml("data"), HasSubstr(train.string()));
+}
+
 TEST_F(ConfigFiles, ResolvedYamlRoundTrips) {
   write("base.yaml", "trainer: {lr: 0.001, steps: 100, name: \"10\", tags: [a, b]}\n");
   const fs::path exp = write("exp.yaml", "include: base.yaml\nagents:\n  kv: {layers: [1, 2]}\n");

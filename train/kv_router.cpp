@@ -1,6 +1,7 @@
-// The router experiment: a task mix over the key-value world, arms built from frozen agents, one
-// router trained per lambda, evaluated against every fixed arm, the best single agent and an
-// oracle.
+// The router experiment: a task mix over the key-value world, arms built from frozen agents (one
+// agent, pipelines, votes, negotiation, consensus rules, self-consistency), one router trained per
+// lambda and objective, each router calibrated to cost budgets on the validation requests, all
+// evaluated against every fixed arm, the best single agent and an oracle.
 #include "train/kv_router.h"
 
 #include <torch/torch.h>
@@ -28,6 +29,7 @@
 #include "common/error.h"
 #include "eval/metrics/significance.h"
 #include "train/kv_agents.h"
+#include "train/kv_router_arms.h"
 #include "train/parallel_jobs.h"
 #include "train/seq2seq_training.h"
 
@@ -40,6 +42,10 @@ double since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// Longest answer an agent may generate: an expression of the world is a few tokens (each number is
+// one token).
+constexpr int64_t kMaxNewTokens = 8;
+
 // The sets a request may come from, as the quickstart names its evaluation sets.
 const std::vector<std::string> kSets = {"kv_subs", "num_math", "kv_math_heldout", "kv_math_train"};
 
@@ -47,31 +53,6 @@ const std::vector<std::string> kSets = {"kv_subs", "num_math", "kv_math_heldout"
 // KV-MATH share their expressions, so without it no one could tell them apart; agents see the
 // expression only.
 bool is_rewrite(size_t set) { return set == 0; }
-
-enum class ArmKind { agent, pipeline, vote };
-
-struct ArmSpec {
-  std::string name;
-  ArmKind kind = ArmKind::agent;
-  std::vector<std::string> agents;  // in order: the pipeline's stages, the vote's participants
-  collab::VoteRule rule = collab::VoteRule::log_prob_weighted;
-  bool multi_agent() const { return agents.size() > 1; }
-};
-
-std::string describe(const ArmSpec& arm) {
-  std::string names;
-  for (const auto& a : arm.agents)
-    names += (names.empty() ? "" : arm.kind == ArmKind::pipeline ? " -> " : ", ") + a;
-  switch (arm.kind) {
-    case ArmKind::agent:
-      return "agent '" + names + "' alone";
-    case ArmKind::pipeline:
-      return "text pipeline " + names + " (each stage reads the previous stage's answer)";
-    case ArmKind::vote:
-      return "vote (" + collab::to_string(arm.rule) + ") over " + names;
-  }
-  return names;
-}
 
 struct Plan {
   uint64_t seed = 0;
@@ -84,56 +65,15 @@ struct Plan {
   std::vector<ArmSpec> arms;
   std::string cost_measure = "flops";
   std::vector<double> lambdas;
+  std::vector<double> budgets;  // fractions of the validation-best team's mean cost
   collab::RouterOptions policy;
   collab::RouterTrainingOptions training;
+  std::vector<collab::PolicyObjective> objectives;  // one router per lambda and objective
   int64_t train_examples = 2000, validation_examples = 500, test_examples = 1000;
   int64_t bootstrap_resamples = 1000;
   int64_t transcript_examples = 20;
   double target_score_fraction = 0.95, target_cost_fraction = 0.60;
 };
-
-std::vector<ArmSpec> read_arms(const Config& config, const ConfigView& router, const Plan& p) {
-  const auto arms = router.child_or_empty("arms");
-  CHORUS_CHECK(
-      !arms.keys().empty(), config.origin("router.arms"),
-      ": router.arms: a router needs at least one arm (e.g. kv: {kind: agent, agents: [kv]})");
-  std::vector<ArmSpec> out;
-  for (const auto& name : arms.keys()) {
-    const auto view = arms.child(name);
-    const auto where = "router.arms." + name + ".agents";
-    ArmSpec arm;
-    arm.name = name;
-    const auto kind = view.get_choice("kind", {"agent", "pipeline", "vote"});
-    arm.kind = kind == "agent"      ? ArmKind::agent
-               : kind == "pipeline" ? ArmKind::pipeline
-                                    : ArmKind::vote;
-    arm.agents = view.get<std::vector<std::string>>("agents");
-    CHORUS_CHECK(!arm.agents.empty(), config.origin(where), ": ", where,
-                 ": an arm needs at least one agent");
-    if (arm.kind == ArmKind::agent) {
-      CHORUS_CHECK(arm.agents.size() == 1, config.origin(where), ": ", where,
-                   ": an arm of kind agent has exactly one agent, got ", arm.agents.size());
-    } else {
-      CHORUS_CHECK(arm.agents.size() >= 2, config.origin(where), ": ", where, ": an arm of kind ",
-                   kind, " needs at least two agents, got ", arm.agents.size());
-    }
-    for (const auto& agent : arm.agents) {
-      const bool known = std::any_of(p.agents.begin(), p.agents.end(),
-                                     [&](const auto& a) { return a.name == agent; });
-      if (known) continue;
-      std::string names;
-      for (const auto& a : p.agents) names += (names.empty() ? "" : ", ") + a.name;
-      throw Error(config.origin(where) + ": " + where + ": no agent called '" + agent +
-                  "' (agents: " + names + ")");
-    }
-    if (arm.kind == ArmKind::vote) {
-      arm.rule = collab::vote_rule_from_string(
-          view.get_choice("rule", {"majority", "log_prob"}, std::string("log_prob")));
-    }
-    out.push_back(std::move(arm));
-  }
-  return out;
-}
 
 Plan read_plan(const Config& config) {
   const auto root = config.root();
@@ -164,7 +104,9 @@ Plan read_plan(const Config& config) {
     p.mix.push_back(mix.get_double(set, mix.keys().empty() ? 1.0 : 0.0, 0.0));
   CHORUS_CHECK(std::accumulate(p.mix.begin(), p.mix.end(), 0.0) > 0, config.origin("router.mix"),
                ": router.mix: at least one set needs a positive weight");
-  p.arms = read_arms(config, router, p);
+  std::vector<std::string> agent_names;
+  for (const auto& a : p.agents) agent_names.push_back(a.name);
+  p.arms = read_router_arms(config, router, agent_names);
   p.cost_measure = router.child_or_empty("cost").get_choice(
       "measure", {"agent_calls", "tokens", "flops"}, std::string("flops"));
   p.lambdas = router.get<std::vector<double>>("lambdas");
@@ -174,13 +116,42 @@ Plan read_plan(const Config& config) {
     CHORUS_CHECK(lambda >= 0, config.origin("router.lambdas"),
                  ": router.lambdas: expected lambdas >= 0, got ", lambda);
   }
+  p.budgets = router.get<std::vector<double>>("budgets", {});
+  for (double budget : p.budgets) {
+    CHORUS_CHECK(
+        budget > 0 && budget <= 1.0, config.origin("router.budgets"),
+        ": router.budgets: expected fractions in (0, 1] of the best team's mean cost, got ",
+        budget);
+  }
+  const bool has_team =
+      std::any_of(p.arms.begin(), p.arms.end(), [](const ArmSpec& a) { return a.team(); });
+  CHORUS_CHECK(p.budgets.empty() || has_team, config.origin("router.budgets"),
+               ": router.budgets: a budget is a fraction of the best multi-agent arm's cost, and "
+               "no arm has more than one agent");
   const auto policy = router.child_or_empty("policy");
   p.policy.embedding_dim = policy.get_int("embedding_dim", 32, 1);
   p.policy.hidden_dim = policy.get_int("hidden_dim", 64, 1);
   const auto t = router.child_or_empty("train");
   auto& o = p.training;
-  o.objective = collab::policy_objective_from_string(
-      t.get_choice("objective", {"reinforce", "ppo"}, std::string("reinforce")));
+  // One objective or a list of them: a router is trained per lambda and objective.
+  std::vector<std::string> objectives;
+  try {
+    objectives = t.get<std::vector<std::string>>("objective");
+  } catch (const Error&) {
+    objectives = {t.get_choice("objective", {"reinforce", "ppo"}, std::string("reinforce"))};
+  }
+  CHORUS_CHECK(!objectives.empty(), t.origin("objective"),
+               ": router.train.objective: expected reinforce, ppo or a list of them, got []");
+  for (const auto& name : objectives) {
+    CHORUS_CHECK(name == "reinforce" || name == "ppo", t.origin("objective"),
+                 ": router.train.objective: expected one of reinforce, ppo; got '", name, "'");
+    const auto objective = collab::policy_objective_from_string(name);
+    CHORUS_CHECK(
+        std::find(p.objectives.begin(), p.objectives.end(), objective) == p.objectives.end(),
+        t.origin("objective"), ": router.train.objective: '", name, "' is listed twice");
+    p.objectives.push_back(objective);
+  }
+  o.objective = p.objectives.front();
   o.steps = t.get_int("steps", 400, 1);
   o.batch_size = t.get_int("batch_size", 64, 1);
   o.learning_rate = t.get_double("learning_rate", 1e-2, 1e-12);
@@ -270,77 +241,6 @@ Features router_features(const KvArithmetic& world, const std::vector<Request>& 
   return f;
 }
 
-// --- Arms ----------------------------------------------------------------------------------------
-
-// What an arm produced for some requests: one answer and one cost each.
-struct ArmOutputs {
-  std::vector<std::string> answers;
-  std::vector<collab::ComputeCost> costs;
-};
-
-class ArmRunner {
- public:
-  explicit ArmRunner(const std::map<std::string, collab::Agent>& agents) {
-    for (const auto& [name, agent] : agents) {
-      responders_.emplace(
-          name, std::make_unique<collab::AgentResponder>(agent, collab::greedy_generation(8)));
-    }
-  }
-
-  // Runs `arm` on `inputs` only; the time taken is spread evenly over them.
-  ArmOutputs run(const ArmSpec& arm, const std::vector<std::string>& inputs) {
-    const auto start = Clock::now();
-    ArmOutputs out;
-    out.costs.resize(inputs.size());
-    if (arm.kind == ArmKind::vote) {
-      std::vector<std::vector<collab::Response>> answers;
-      for (const auto& agent : arm.agents) answers.push_back(ask(agent, inputs, out.costs));
-      collab::VotingOptions options;
-      options.rule = arm.rule;
-      for (size_t i = 0; i < inputs.size(); ++i) {
-        std::vector<collab::Candidate> candidates;
-        for (size_t a = 0; a < arm.agents.size(); ++a)
-          candidates.push_back({arm.agents[a], answers[a][i]});
-        out.answers.push_back(collab::vote(candidates, options).answer);
-      }
-    } else {  // an agent alone is a pipeline of one stage
-      out.answers = inputs;
-      for (const auto& agent : arm.agents) {
-        const auto answers = ask(agent, out.answers, out.costs);
-        for (size_t i = 0; i < answers.size(); ++i) out.answers[i] = answers[i].text;
-      }
-    }
-    const double seconds = inputs.empty() ? 0.0 : since(start) / static_cast<double>(inputs.size());
-    for (auto& c : out.costs) c.seconds = seconds;
-    return out;
-  }
-
- private:
-  // The agent's answers to `prompts`, in batches; each call's cost is added to `costs`.
-  std::vector<collab::Response> ask(const std::string& name,
-                                    const std::vector<std::string>& prompts,
-                                    std::vector<collab::ComputeCost>& costs) {
-    auto& responder = *responders_.at(name);
-    const auto& agent = responder.agent();
-    std::vector<collab::Response> out;
-    constexpr size_t batch = 250;
-    for (size_t start = 0; start < prompts.size(); start += batch) {
-      const std::vector<std::string> part(
-          prompts.begin() + static_cast<std::ptrdiff_t>(start),
-          prompts.begin() + static_cast<std::ptrdiff_t>(std::min(prompts.size(), start + batch)));
-      for (auto& r : responder.respond(part)) out.push_back(std::move(r));
-    }
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      const auto tokens_in =
-          static_cast<int64_t>(agent.tokenizer->encode(agent.prompt(prompts[i]), true).size());
-      costs[i] += collab::seq2seq_call_cost(*agent.model, tokens_in, out[i].tokens);
-    }
-    return out;
-  }
-
-  std::map<std::string, std::unique_ptr<collab::AgentResponder>> responders_;
-};
-
 std::vector<std::string> inputs_of(const std::vector<Request>& requests) {
   std::vector<std::string> out;
   for (const auto& r : requests) out.push_back(r.example.input);
@@ -356,6 +256,8 @@ struct SystemResult {
   std::vector<std::string> answers;
   std::vector<collab::ComputeCost> costs;
   std::vector<int64_t> arms;  // the arm that answered each request (-1: not an arm's answer)
+  std::vector<nlohmann::json> outcomes;                // what the answering arm's mechanism decided
+  std::vector<std::vector<collab::Message>> messages;  // the first requests' messages
 };
 
 std::vector<double> correct(const std::vector<std::string>& answers,
@@ -438,12 +340,13 @@ std::string lambda_name(double lambda) {
   return text;
 }
 
-// Outputs of every arm on every request (precomputed on training and validation requests only).
-std::vector<ArmOutputs> run_every_arm(ArmRunner& runner, const std::vector<ArmSpec>& arms,
-                                      const std::vector<Request>& requests) {
+// Outputs of the arms `which` (indices into `arms`) on every request.
+std::vector<ArmOutputs> run_arms(ArmRunner& runner, const std::vector<ArmSpec>& arms,
+                                 const std::vector<size_t>& which,
+                                 const std::vector<Request>& requests) {
   std::vector<ArmOutputs> out;
   const auto inputs = inputs_of(requests);
-  for (const auto& arm : arms) out.push_back(runner.run(arm, inputs));
+  for (auto a : which) out.push_back(runner.run(arms[a], inputs));
   return out;
 }
 
@@ -463,6 +366,21 @@ torch::Tensor reward_matrix(const std::vector<ArmOutputs>& outputs,
     }
   }
   return rewards;
+}
+
+// Per-arm counts of what the mechanisms decided for the requests a system answered with them.
+nlohmann::json mechanism_summaries(const SystemResult& s, const std::vector<ArmSpec>& arms) {
+  nlohmann::json out = nlohmann::json::object();
+  for (size_t a = 0; a < arms.size(); ++a) {
+    std::vector<const nlohmann::json*> mine;
+    for (size_t i = 0; i < s.arms.size(); ++i) {
+      if (s.arms[i] == static_cast<int64_t>(a)) mine.push_back(&s.outcomes[i]);
+    }
+    if (mine.empty()) continue;
+    auto summary = summarise_outcomes(arms[a], mine);
+    if (!summary.is_null()) out[arms[a].name] = std::move(summary);
+  }
+  return out;
 }
 
 // The phase times of the report.json an earlier run wrote into `folder` (an empty object when there
@@ -531,14 +449,16 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
   const bool pretrain_skipped = std::all_of(pretrained.begin(), pretrained.end(),
                                             [](const PretrainResult& p) { return p.cached; });
   const bool keep_earlier = pretrain_skipped && earlier.contains("pretrain") &&
-                            earlier["pretrain"].is_object() && earlier["pretrain"].contains("seconds");
+                            earlier["pretrain"].is_object() &&
+                            earlier["pretrain"].contains("seconds");
   if (keep_earlier) {
     phases["pretrain"] = earlier["pretrain"];
     phases["pretrain"]["from_earlier_run"] = true;
   }
 
-  // 2. Requests, and every arm on the training and validation requests (computed once: training
-  // then reads only the sampled arm's reward from this table).
+  // 2. Requests. The routed arms run once on the training requests (training then reads only the
+  // sampled arm's reward from that table); every arm runs on the validation requests (the best
+  // single agent, the team that budgets refer to and the calibration of budgets are chosen there).
   torch::NoGradGuard no_grad;
   const auto train_requests =
       draw_requests(world, plan.mix, plan.train_examples, stream_seed(plan.seed, 1, 0x2047E));
@@ -546,47 +466,65 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
       draw_requests(world, plan.mix, plan.validation_examples, stream_seed(plan.seed, 2, 0x2047E));
   const auto test_requests =
       draw_requests(world, plan.mix, plan.test_examples, stream_seed(plan.seed, 3, 0x2047E));
-  ArmRunner runner(agents);
+  ArmRunner runner(agents, kMaxNewTokens);
+  std::vector<size_t> routed, every_arm;
+  for (size_t a = 0; a < plan.arms.size(); ++a) {
+    every_arm.push_back(a);
+    if (plan.arms[a].routed) routed.push_back(a);
+  }
   phase_start = Clock::now();
-  say("running " + std::to_string(plan.arms.size()) + " arms on " +
-      std::to_string(train_requests.size()) + " training and " +
-      std::to_string(validation_requests.size()) + " validation requests");
-  const auto train_outputs = run_every_arm(runner, plan.arms, train_requests);
-  const auto validation_outputs = run_every_arm(runner, plan.arms, validation_requests);
-  double cost_scale = 0;  // the most expensive arm's mean cost on the training requests
+  say("running " + std::to_string(routed.size()) + " routed arms on " +
+      std::to_string(train_requests.size()) + " training requests and " +
+      std::to_string(plan.arms.size()) + " arms on " + std::to_string(validation_requests.size()) +
+      " validation requests");
+  const auto train_outputs = run_arms(runner, plan.arms, routed, train_requests);
+  const auto validation_outputs = run_arms(runner, plan.arms, every_arm, validation_requests);
+  double cost_scale = 0;  // the most expensive routed arm's mean cost on the training requests
   for (const auto& o : train_outputs)
     cost_scale = std::max(cost_scale, mean_cost(o.costs).measure(plan.cost_measure));
   CHORUS_CHECK(cost_scale > 0, "router: every arm costs 0 ", plan.cost_measure,
                " on the training requests");
+  // What the budget calibration expects each routed arm to cost (the cost in lambda's units).
+  std::vector<double> expected_arm_cost;
+  for (const auto& o : train_outputs)
+    expected_arm_cost.push_back(mean_cost(o.costs).measure(plan.cost_measure) / cost_scale);
   phases["arms_on_training_requests"] = {{"seconds", since(phase_start)}};
 
   // 3. Fixed systems on the test requests: every arm alone, the best single agent (chosen on the
   // validation requests) and the oracle (per request the cheapest correct arm: an upper bound).
   phase_start = Clock::now();
+  say("running every arm on " + std::to_string(test_requests.size()) + " test requests");
   const Scorer scorer(test_requests, plan.bootstrap_resamples, plan.seed);
   const auto test_inputs = inputs_of(test_requests);
+  const auto shown =
+      std::min<size_t>(static_cast<size_t>(plan.transcript_examples), test_requests.size());
   std::vector<SystemResult> systems;
   std::vector<double> arm_scores;
   for (size_t a = 0; a < plan.arms.size(); ++a) {
-    auto out = runner.run(plan.arms[a], test_inputs);
+    auto out = runner.run(plan.arms[a], test_inputs, /*keep_messages=*/true);
+    out.messages.resize(shown);
     systems.push_back({"arm-" + plan.arms[a].name, describe(plan.arms[a]), std::move(out.answers),
                        std::move(out.costs),
-                       std::vector<int64_t>(test_requests.size(), static_cast<int64_t>(a))});
+                       std::vector<int64_t>(test_requests.size(), static_cast<int64_t>(a)),
+                       std::move(out.outcomes), std::move(out.messages)});
     arm_scores.push_back(mean(correct(systems.back().answers, test_requests)));
   }
   const size_t fixed_arms = systems.size();
-  int64_t best_single = -1, best_team = -1;
-  double best_single_validation = -1;
+  int64_t best_single = -1, best_team = -1, validation_team = -1;
+  double best_single_validation = -1, best_team_validation = -1;
   for (size_t a = 0; a < plan.arms.size(); ++a) {
-    if (plan.arms[a].multi_agent()) {
+    const double validation_score =
+        mean(correct(validation_outputs[a].answers, validation_requests));
+    if (plan.arms[a].team()) {
       if (best_team < 0 || arm_scores[a] > arm_scores[static_cast<size_t>(best_team)])
         best_team = static_cast<int64_t>(a);
-    } else {
-      const double score = mean(correct(validation_outputs[a].answers, validation_requests));
-      if (score > best_single_validation) {
-        best_single = static_cast<int64_t>(a);
-        best_single_validation = score;
+      if (validation_score > best_team_validation) {
+        validation_team = static_cast<int64_t>(a);
+        best_team_validation = validation_score;
       }
+    } else if (plan.arms[a].kind == ArmKind::agent && validation_score > best_single_validation) {
+      best_single = static_cast<int64_t>(a);
+      best_single_validation = validation_score;
     }
   }
   if (best_single >= 0) {
@@ -598,8 +536,10 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
   {
     SystemResult oracle{
         "oracle",
-        "upper bound: per request, the cheapest arm that answers correctly (else the "
+        "upper bound: per request, the cheapest arm (of all arms) that answers correctly (else the "
         "cheapest arm), knowing every arm's answer",
+        {},
+        {},
         {},
         {},
         {}};
@@ -619,58 +559,49 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
           pick = static_cast<int64_t>(a);
         }
       }
-      oracle.answers.push_back(systems[static_cast<size_t>(pick)].answers[i]);
-      oracle.costs.push_back(systems[static_cast<size_t>(pick)].costs[i]);
+      const auto& from = systems[static_cast<size_t>(pick)];
+      oracle.answers.push_back(from.answers[i]);
+      oracle.costs.push_back(from.costs[i]);
       oracle.arms.push_back(pick);
+      oracle.outcomes.push_back(from.outcomes[i]);
+      if (i < shown) oracle.messages.push_back(from.messages[i]);
     }
     systems.push_back(std::move(oracle));
   }
   phases["fixed_systems"] = {{"seconds", since(phase_start)}};
 
-  // 4. One router per lambda: trained on the training table, then asked first on the test requests;
-  // only the arm it picks runs, on only the requests it was picked for.
+  // 4. Routers over the routed arms: one per objective and lambda, trained on the training table,
+  // then asked first on the test requests; only the arm it picks runs, on only the requests it was
+  // picked for. Then, per objective and budget, a cost weight calibrated on the validation
+  // requests.
   const auto train_features = router_features(world, train_requests);
+  const auto validation_features = router_features(world, validation_requests);
   const auto test_features = router_features(world, test_requests);
   auto policy_options = plan.policy;
   policy_options.vocab_size = world.tokenizer().vocab_size() + 2;
-  policy_options.num_arms = static_cast<int64_t>(plan.arms.size());
+  policy_options.num_arms = static_cast<int64_t>(routed.size());
   policy_options.seed = stream_seed(plan.seed, 4, 0x2047E);
-  auto training = plan.training;
-  training.seed = stream_seed(plan.seed, 5, 0x2047E);
+  const collab::RouterPolicy sizing(policy_options);  // flops and parameters of any router
   const double team_score = best_team >= 0 ? arm_scores[static_cast<size_t>(best_team)] : 0.0;
   const double team_cost =
       best_team >= 0
           ? mean_cost(systems[static_cast<size_t>(best_team)].costs).measure(plan.cost_measure)
           : 0.0;
-  nlohmann::json curve = nlohmann::json::array();
-  const auto routers_start = Clock::now();
-  for (const double lambda : plan.lambdas) {
-    phase_start = Clock::now();
-    // The router is far too small for intra-op threads; on a busy machine their barriers cost more
-    // than the arithmetic (measured: 20x slower training with 2 threads under load).
-    std::optional<SingleThreaded> single_threaded(std::in_place);
-    collab::RouterPolicy policy(policy_options);
-    collab::RouterBandit bandit{
-        train_features.ids, train_features.mask,
-        collab::reward_table(
-            reward_matrix(train_outputs, train_requests, plan.cost_measure, cost_scale, lambda))};
-    torch::AutoGradMode with_grad(true);
-    const auto log = collab::train_router(policy, bandit, training);
-    const double train_seconds = since(phase_start);
+  // A routing decision's own cost in the measure (only FLOPs count it).
+  auto routing_cost = [&](const Features& f, size_t i) {
+    return plan.cost_measure == "flops" ? sizing->flops_per_decision(f.tokens[i]) : 0.0;
+  };
 
-    torch::NoGradGuard no_grad_eval;
-    const auto eval_start = Clock::now();
-    const auto choice = policy->choose(test_features.ids, test_features.mask);
-    const std::vector<int64_t> chosen(choice.data_ptr<int64_t>(),
-                                      choice.data_ptr<int64_t>() + choice.numel());
-    const double routing_seconds = since(eval_start) / static_cast<double>(test_requests.size());
-    single_threaded.reset();  // the arms run with the experiment's threads, as the fixed arms did
-    SystemResult r{"router-lambda-" + lambda_name(lambda),
-                   "learned router (" + collab::to_string(training.objective) + ", lambda " +
-                       lambda_name(lambda) + ", cost: " + plan.cost_measure +
-                       "): picks one arm per request, only that arm runs",
+  // The system that answers each test request with the arm `chosen` (indices into plan.arms).
+  auto answer_with = [&](const std::string& name, const std::string& description,
+                         const std::vector<int64_t>& chosen, double routing_seconds) {
+    SystemResult r{name,
+                   description,
                    std::vector<std::string>(test_requests.size()),
-                   std::vector<collab::ComputeCost>(test_requests.size()), chosen};
+                   std::vector<collab::ComputeCost>(test_requests.size()),
+                   chosen,
+                   std::vector<nlohmann::json>(test_requests.size()),
+                   std::vector<std::vector<collab::Message>>(shown)};
     for (size_t a = 0; a < plan.arms.size(); ++a) {
       std::vector<size_t> mine;
       for (size_t i = 0; i < chosen.size(); ++i) {
@@ -679,50 +610,196 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
       if (mine.empty()) continue;
       std::vector<std::string> inputs;
       for (auto i : mine) inputs.push_back(test_inputs[i]);
-      auto out = runner.run(plan.arms[a], inputs);
+      auto out = runner.run(plan.arms[a], inputs, /*keep_messages=*/true);
       for (size_t k = 0; k < mine.size(); ++k) {
-        r.answers[mine[k]] = out.answers[k];
-        r.costs[mine[k]] = out.costs[k];
+        const auto i = mine[k];
+        r.answers[i] = out.answers[k];
+        r.costs[i] = out.costs[k];
+        r.outcomes[i] = out.outcomes[k];
+        if (i < shown) {
+          r.messages[i] = std::move(out.messages[k]);
+          for (auto& m : r.messages[i]) m.metadata["example"] = static_cast<int64_t>(i);
+        }
       }
     }
     for (size_t i = 0; i < test_requests.size(); ++i) {
-      r.costs[i].flops += policy->flops_per_decision(test_features.tokens[i]);
+      r.costs[i].flops += sizing->flops_per_decision(test_features.tokens[i]);
       r.costs[i].seconds += routing_seconds;
     }
-    const auto hits = correct(r.answers, test_requests);
-    const auto metric = scorer.metric(hits, [](size_t) { return true; });
+    return r;
+  };
+  // The curve fields every router point carries: score, interval, cost, arm fractions, the same
+  // fractions at random, and both relative to the best team.
+  auto point_of = [&](const SystemResult& r) {
+    const auto metric =
+        scorer.metric(correct(r.answers, test_requests), [](size_t) { return true; });
     const auto cost = mean_cost(r.costs);
-    const auto fractions = arm_fractions(chosen, plan.arms);
-    double random_same_mix =
-        0;  // the same arm fractions, assigned at random: what the features are worth
-    for (size_t a = 0; a < plan.arms.size(); ++a) {
+    const auto fractions = arm_fractions(r.arms, plan.arms);
+    double random_same_mix = 0;  // the same arm fractions, assigned at random
+    for (size_t a = 0; a < plan.arms.size(); ++a)
       random_same_mix += fractions[plan.arms[a].name].get<double>() * arm_scores[a];
-    }
-    const size_t tail = std::max<size_t>(1, log.mean_reward.size() / 10);
-    nlohmann::json point = {
-        {"lambda", lambda},
-        {"score", metric["value"]},
-        {"ci95", metric["ci95"]},
-        {"ci_half_width", metric["ci_half_width"]},
-        {"cost", collab::to_json(cost)},
-        {"arms", fractions},
-        {"random_same_mix_score", random_same_mix},
-        {"final_training_reward",
-         std::accumulate(log.mean_reward.end() - static_cast<std::ptrdiff_t>(tail),
-                         log.mean_reward.end(), 0.0) /
-             static_cast<double>(tail)},
-        {"final_policy_entropy", log.mean_entropy.back()},
-        {"train_seconds", train_seconds}};
+    nlohmann::json point = {{"score", metric["value"]},
+                            {"ci95", metric["ci95"]},
+                            {"ci_half_width", metric["ci_half_width"]},
+                            {"cost", collab::to_json(cost)},
+                            {"arms", fractions},
+                            {"random_same_mix_score", random_same_mix}};
     if (best_team >= 0) {
       point["score_vs_best_team"] =
           team_score > 0 ? metric["value"].get<double>() / team_score : 0.0;
       point["cost_vs_best_team"] = cost.measure(plan.cost_measure) / team_cost;
     }
-    curve.push_back(point);
-    say("  lambda " + lambda_name(lambda) + ": exact match " +
-        std::to_string(metric["value"].get<double>()) + ", " + plan.cost_measure + " " +
-        std::to_string(cost.measure(plan.cost_measure)) + ", arms " + point["arms"].dump());
-    systems.push_back(std::move(r));
+    return point;
+  };
+  auto to_arm_indices = [&](const std::vector<int64_t>& routed_choice) {
+    std::vector<int64_t> out;
+    for (auto c : routed_choice)
+      out.push_back(static_cast<int64_t>(routed[static_cast<size_t>(c)]));
+    return out;
+  };
+
+  // Validation tables for the calibration: what each routed arm cost on each request (with the
+  // routing decision) and whether it was right.
+  const auto nv = static_cast<int64_t>(validation_requests.size());
+  auto validation_cost = torch::zeros({nv, static_cast<int64_t>(routed.size())}, torch::kFloat64);
+  std::vector<std::vector<double>> validation_hits;
+  for (size_t r = 0; r < routed.size(); ++r) {
+    const auto& o = validation_outputs[routed[r]];
+    validation_hits.push_back(correct(o.answers, validation_requests));
+    for (int64_t i = 0; i < nv; ++i) {
+      validation_cost.index_put_({i, static_cast<int64_t>(r)},
+                                 o.costs[static_cast<size_t>(i)].measure(plan.cost_measure) +
+                                     routing_cost(validation_features, static_cast<size_t>(i)));
+    }
+  }
+  const double budget_reference =
+      validation_team >= 0
+          ? mean_cost(validation_outputs[static_cast<size_t>(validation_team)].costs)
+                .measure(plan.cost_measure)
+          : 0.0;
+
+  const bool several_objectives = plan.objectives.size() > 1;
+  nlohmann::json curves = nlohmann::json::object(), budget_curves = nlohmann::json::object();
+  const auto routers_start = Clock::now();
+  for (const auto objective : plan.objectives) {
+    const auto objective_name = collab::to_string(objective);
+    const std::string prefix = several_objectives ? "router-" + objective_name + "-" : "router-";
+    auto training = plan.training;
+    training.objective = objective;
+    training.seed = stream_seed(plan.seed, 5, 0x2047E);
+    struct Fitted {
+      double lambda;
+      torch::Tensor validation_log_probs, test_log_probs;
+    };
+    std::vector<Fitted> fitted;
+    nlohmann::json curve = nlohmann::json::array();
+    for (const double lambda : plan.lambdas) {
+      phase_start = Clock::now();
+      // The router is far too small for intra-op threads; on a busy machine their barriers cost
+      // more than the arithmetic (measured: 20x slower training with 2 threads under load).
+      std::optional<SingleThreaded> single_threaded(std::in_place);
+      collab::RouterPolicy policy(policy_options);
+      collab::RouterBandit bandit{
+          train_features.ids, train_features.mask,
+          collab::reward_table(
+              reward_matrix(train_outputs, train_requests, plan.cost_measure, cost_scale, lambda))};
+      torch::AutoGradMode with_grad(true);
+      const auto log = collab::train_router(policy, bandit, training);
+      const double train_seconds = since(phase_start);
+
+      torch::NoGradGuard no_grad_eval;
+      const auto eval_start = Clock::now();
+      const auto choice = policy->choose(test_features.ids, test_features.mask);
+      const std::vector<int64_t> chosen =
+          to_arm_indices({choice.data_ptr<int64_t>(), choice.data_ptr<int64_t>() + choice.numel()});
+      const double routing_seconds = since(eval_start) / static_cast<double>(test_requests.size());
+      fitted.push_back({lambda,
+                        policy->log_probs(validation_features.ids, validation_features.mask),
+                        policy->log_probs(test_features.ids, test_features.mask)});
+      single_threaded.reset();  // the arms run with the experiment's threads, as the fixed arms did
+      auto r = answer_with(prefix + "lambda-" + lambda_name(lambda),
+                           "learned router (" + objective_name + ", lambda " + lambda_name(lambda) +
+                               ", cost: " + plan.cost_measure +
+                               "): picks one arm per request, only that arm runs",
+                           chosen, routing_seconds);
+      auto point = point_of(r);
+      const size_t tail = std::max<size_t>(1, log.mean_reward.size() / 10);
+      point["objective"] = objective_name;
+      point["lambda"] = lambda;
+      point["final_training_reward"] =
+          std::accumulate(log.mean_reward.end() - static_cast<std::ptrdiff_t>(tail),
+                          log.mean_reward.end(), 0.0) /
+          static_cast<double>(tail);
+      point["final_policy_entropy"] = log.mean_entropy.back();
+      point["train_seconds"] = train_seconds;
+      curve.push_back(point);
+      say("  " + objective_name + " lambda " + lambda_name(lambda) + ": exact match " +
+          std::to_string(point["score"].get<double>()) + ", " + plan.cost_measure + " " +
+          std::to_string(mean_cost(r.costs).measure(plan.cost_measure)) + ", arms " +
+          point["arms"].dump());
+      systems.push_back(std::move(r));
+    }
+    curves[objective_name] = curve;
+
+    // Budgets: for each lambda's router, the cost weight mu whose choices on the validation
+    // requests cost at most the budget (bisection); the router scoring best on the validation
+    // requests at its mu is kept, and only then asked on the test requests.
+    nlohmann::json budget_curve = nlohmann::json::array();
+    for (const double budget : plan.budgets) {
+      const double allowed = budget * budget_reference;
+      int64_t pick = -1;
+      collab::BudgetCalibration best;
+      double best_score = -1;
+      for (size_t f = 0; f < fitted.size(); ++f) {
+        const auto c = collab::calibrate_cost_weight(fitted[f].validation_log_probs,
+                                                     expected_arm_cost, validation_cost, allowed);
+        double score = 0;
+        for (size_t i = 0; i < c.choices.size(); ++i)
+          score += validation_hits[static_cast<size_t>(c.choices[i])][i];
+        score /= static_cast<double>(c.choices.size());
+        const bool better =
+            pick < 0 || (c.feasible && !best.feasible) ||
+            (c.feasible == best.feasible &&
+             (score > best_score || (score == best_score && c.mean_cost < best.mean_cost)));
+        if (better) {
+          pick = static_cast<int64_t>(f);
+          best = c;
+          best_score = score;
+        }
+      }
+      const auto& chosen_router = fitted[static_cast<size_t>(pick)];
+      const auto eval_start = Clock::now();
+      const auto chosen = to_arm_indices(collab::choose_with_cost_weight(
+          chosen_router.test_log_probs, expected_arm_cost, best.mu));
+      const double routing_seconds = since(eval_start) / static_cast<double>(test_requests.size());
+      auto r =
+          answer_with(prefix + "budget-" + lambda_name(budget),
+                      "learned router (" + objective_name + ", lambda " +
+                          lambda_name(chosen_router.lambda) + ") held to " + lambda_name(budget) +
+                          " of the best team's validation cost: per request the arm "
+                          "maximising log pi - mu * cost, mu calibrated on the validation "
+                          "requests",
+                      chosen, routing_seconds);
+      auto point = point_of(r);
+      point["objective"] = objective_name;
+      point["budget"] = budget;
+      point["budget_cost"] = allowed;
+      point["feasible"] = best.feasible;
+      point["mu"] = best.mu;
+      point["policy_lambda"] = chosen_router.lambda;
+      point["validation"] = {{"score", best_score},
+                             {"cost", best.mean_cost},
+                             {"cost_vs_reference", best.mean_cost / budget_reference},
+                             {"bisection_steps", best.iterations}};
+      budget_curve.push_back(point);
+      say("  " + objective_name + " budget " + lambda_name(budget) + " (lambda " +
+          lambda_name(chosen_router.lambda) + ", mu " + std::to_string(best.mu) +
+          "): exact match " + std::to_string(point["score"].get<double>()) + ", " +
+          plan.cost_measure + " vs best team " +
+          (best_team >= 0 ? std::to_string(point["cost_vs_best_team"].get<double>()) : "-"));
+      systems.push_back(std::move(r));
+    }
+    budget_curves[objective_name] = budget_curve;
   }
   phases["routers"] = {{"seconds", since(routers_start)}};
 
@@ -734,18 +811,20 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
                               {"description", s.description},
                               {"metrics", scorer.metrics(s.answers)},
                               {"cost", collab::to_json(mean_cost(s.costs))},
-                              {"arms", arm_fractions(s.arms, plan.arms)}});
-    const auto shown =
-        std::min<size_t>(static_cast<size_t>(plan.transcript_examples), test_requests.size());
+                              {"arms", arm_fractions(s.arms, plan.arms)},
+                              {"mechanisms", mechanism_summaries(s, plan.arms)}});
     for (size_t i = 0; i < shown; ++i) {
       const auto& r = test_requests[i];
+      nlohmann::json messages = nlohmann::json::array();
+      for (const auto& m : s.messages[i]) messages.push_back(collab::message_to_json(m));
       const nlohmann::json line = {{"system", s.name},
                                    {"set", kSets[r.set]},
                                    {"instruction", is_rewrite(r.set) ? "rewrite" : "evaluate"},
                                    {"input", r.example.input},
                                    {"target", r.example.target},
                                    {"arm", plan.arms[static_cast<size_t>(s.arms[i])].name},
-                                   {"output", s.answers[i]}};
+                                   {"output", s.answers[i]},
+                                   {"messages", messages}};
       transcript_text += line.dump() + "\n";
     }
   }
@@ -753,25 +832,46 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
                            {"cost_fraction", plan.target_cost_fraction},
                            {"measure", plan.cost_measure}};
   if (best_team >= 0) {
+    // Every router point counts: the lambda sweeps and the budgets, of every objective.
     nlohmann::json meeting = nlohmann::json::array();
-    for (const auto& point : curve) {
-      if (point["score_vs_best_team"].get<double>() >= plan.target_score_fraction &&
-          point["cost_vs_best_team"].get<double>() <= plan.target_cost_fraction) {
-        meeting.push_back(point["lambda"]);
-      }
+    nlohmann::json cheapest_above_bar = nullptr;
+    auto consider = [&](const nlohmann::json& point, const char* key) {
+      const double score = point["score_vs_best_team"].get<double>();
+      const double cost = point["cost_vs_best_team"].get<double>();
+      const nlohmann::json where = {{"objective", point["objective"]},
+                                    {key, point[key]},
+                                    {"score_vs_best_team", score},
+                                    {"cost_vs_best_team", cost}};
+      if (score >= plan.target_score_fraction && cost <= plan.target_cost_fraction)
+        meeting.push_back(where);
+      if (score >= plan.target_score_fraction &&
+          (cheapest_above_bar.is_null() ||
+           cost < cheapest_above_bar["cost_vs_best_team"].get<double>()))
+        cheapest_above_bar = where;
+    };
+    for (const auto objective : plan.objectives) {
+      const auto name = collab::to_string(objective);
+      for (const auto& point : curves[name]) consider(point, "lambda");
+      for (const auto& point : budget_curves[name]) consider(point, "budget");
     }
     target["best_team"] = "arm-" + plan.arms[static_cast<size_t>(best_team)].name;
     target["best_team_score"] = team_score;
     target["best_team_cost"] = team_cost;
-    target["lambdas_meeting_it"] = meeting;
+    target["points_meeting_it"] = meeting;
+    target["cheapest_point_above_score_bar"] = cheapest_above_bar;
     target["met"] = !meeting.empty();
   } else {
     target["best_team"] = nullptr;
     target["met"] = nullptr;
   }
   nlohmann::json arms = nlohmann::json::array();
-  for (const auto& a : plan.arms)
-    arms.push_back({{"name", a.name}, {"description", describe(a)}, {"agents", a.agents}});
+  for (const auto& a : plan.arms) {
+    arms.push_back({{"name", a.name},
+                    {"kind", to_string(a.kind)},
+                    {"description", describe(a)},
+                    {"agents", a.members()},
+                    {"routed", a.routed}});
+  }
   nlohmann::json mix = nlohmann::json::object();
   for (size_t s = 0; s < kSets.size(); ++s) mix[kSets[s]] = plan.mix[s];
   // A re-evaluation keeps the earlier run's total (the agents were trained then) and records its
@@ -783,12 +883,18 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
   } else {
     phases["total"] = {{"seconds", since(total_start)}};
   }
+  nlohmann::json objective_names = nlohmann::json::array();
+  for (const auto objective : plan.objectives)
+    objective_names.push_back(collab::to_string(objective));
+  const auto first_objective = collab::to_string(plan.objectives.front());
   const nlohmann::json report = {
       {"experiment", "kv_router"},
       {"seed", plan.seed},
       {"config_hash", provenance.config_hash},
-      {"versions", {{"chorus", provenance.chorus_version}, {"libtorch", provenance.libtorch_version},
-                    {"cuda_kernels", provenance.cuda_kernels}}},
+      {"versions",
+       {{"chorus", provenance.chorus_version},
+        {"libtorch", provenance.libtorch_version},
+        {"cuda_kernels", provenance.cuda_kernels}}},
       {"world",
        {{"keys", plan.world.keys},
         {"max_value", plan.world.max_value},
@@ -810,17 +916,28 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
         {"kv_math_train",
          "exact match on the mix's expressions over keys of the training subset"}}},
       {"router",
-       {{"objective", collab::to_string(training.objective)},
+       {{"objectives", objective_names},
         {"features",
          "mean of learned embeddings of the instruction and the expression's tokens, one hidden "
          "layer"},
-        {"parameters", collab::RouterPolicy(policy_options)->parameter_count()},
-        {"steps", training.steps},
-        {"batch_size", training.batch_size}}},
+        {"parameters", sizing->parameter_count()},
+        {"steps", plan.training.steps},
+        {"batch_size", plan.training.batch_size}}},
       {"best_single_agent",
        best_single >= 0 ? nlohmann::json(systems[static_cast<size_t>(best_single)].name) : nullptr},
+      {"budget_reference",
+       {{"arm", validation_team >= 0
+                    ? nlohmann::json(plan.arms[static_cast<size_t>(validation_team)].name)
+                    : nullptr},
+        {"validation_cost", budget_reference},
+        {"description",
+         "budgets are fractions of this arm's mean cost on the validation requests: the "
+         "multi-agent arm best on them"}}},
       {"systems", report_systems},
-      {"curve", curve},
+      {"curve", curves[first_objective]},
+      {"budget_curve", budget_curves[first_objective]},
+      {"curves_by_objective", curves},
+      {"budget_curves_by_objective", budget_curves},
       {"target", target},
       {"phases", phases},
       {"threads", at::get_num_threads()}};
@@ -830,12 +947,12 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
 
   if (!run.quiet) {
     char line[256];
-    std::snprintf(line, sizeof line, "\n%-22s %12s %18s %10s %14s\n", "system", "exact_match",
+    std::snprintf(line, sizeof line, "\n%-28s %12s %18s %10s %14s\n", "system", "exact_match",
                   "ci95", "calls", ("rel. " + plan.cost_measure).c_str());
     std::cerr << line;
     for (const auto& s : report_systems) {
       const auto& m = s["metrics"]["exact_match"];
-      std::snprintf(line, sizeof line, "%-22s %12.3f   [%.3f, %.3f] %10.2f %14.3f\n",
+      std::snprintf(line, sizeof line, "%-28s %12.3f   [%.3f, %.3f] %10.2f %14.3f\n",
                     s["name"].get<std::string>().c_str(), m["value"].get<double>(),
                     m["ci95"][0].get<double>(), m["ci95"][1].get<double>(),
                     s["cost"]["agent_calls"].get<double>(),

@@ -1,5 +1,7 @@
 // The router experiment end to end on a tiny world with tiny agents: the report's schema, only the
-// chosen arms run, determinism and resume, and configuration errors before any work.
+// chosen arms run, every mechanism as an arm (negotiation, consensus rules, MBR and majority votes,
+// self-consistency) with its cost and transcript, budgets calibrated on the validation requests,
+// two objectives side by side, determinism and resume, and configuration errors before any work.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -150,6 +152,150 @@ TEST_F(KvRouterTest, WritesTheCurveAndEverySystem) {
               report["target"]["best_team"] == "arm-vote");
   EXPECT_TRUE(fs::is_regular_file(root_ / "first" / "transcripts.jsonl"));
   EXPECT_TRUE(fs::is_regular_file(root_ / "first" / "config.yaml"));
+  // Without router.budgets there is no budget curve.
+  EXPECT_TRUE(report["budget_curve"].empty());
+}
+
+// Every transcript line of `system`, in order.
+std::vector<nlohmann::json> transcript_lines(const fs::path& file, const std::string& system) {
+  std::ifstream in(file);
+  std::vector<nlohmann::json> out;
+  for (std::string line; std::getline(in, line);) {
+    auto json = nlohmann::json::parse(line);
+    if (json["system"] == system) out.push_back(std::move(json));
+  }
+  return out;
+}
+
+// The mechanisms as arms: the routed ones are the tiny config's four; the new ones are fixed
+// systems only (route: false) except the MBR vote, which the router may pick.
+const std::vector<std::string> kMechanismArms = {
+    "router.arms.mbr={kind: vote, agents: [kv, math], rule: mbr, utility: token_f1}",
+    "router.arms.majority={kind: vote, agents: [kv, math], rule: majority, route: false}",
+    "router.arms.debate={kind: negotiation, agents: [kv, math], rounds: 3, rule: unanimity, "
+    "revise_template: '{others}', answer_format: '{answer}', route: false}",
+    "router.arms.judged={kind: negotiation, agents: [kv, math], rounds: 2, rule: judge, judge: "
+    "math, "
+    "revise_template: '{others}', judge_template: '{answers}', answer_format: '{answer}', "
+    "separator: ' + ', route: false}",
+    "router.arms.rules={kind: consensus, agents: [kv, math], rules: [{when: number, prefer: math}, "
+    "{when: any, prefer: kv}], route: false}",
+    "router.arms.sc={kind: self_consistency, agents: [math], samples: 3, temperature: 0.8, seed: "
+    "5, "
+    "route: false}",
+    "router.budgets=[0.5, 1.0]",
+    "router.train.objective=[reinforce, ppo]"};
+
+TEST_F(KvRouterTest, EveryMechanismIsAnArmWithItsCostAndTranscript) {
+  const auto report = run("mechanisms", kMechanismArms);
+  std::vector<std::string> names;
+  for (const auto& s : report["systems"]) names.push_back(s["name"]);
+  EXPECT_THAT(names,
+              ::testing::ElementsAre(
+                  "arm-kv", "arm-math", "arm-pipeline", "arm-vote", "arm-mbr", "arm-majority",
+                  "arm-debate", "arm-judged", "arm-rules", "arm-sc", "best-single-agent", "oracle",
+                  "router-reinforce-lambda-0", "router-reinforce-lambda-50",
+                  "router-reinforce-budget-0.5", "router-reinforce-budget-1", "router-ppo-lambda-0",
+                  "router-ppo-lambda-50", "router-ppo-budget-0.5", "router-ppo-budget-1"));
+  // Costs are what each mechanism asked for: a vote and the rules ask both agents once,
+  // self-consistency its three samples, a negotiation both agents per round it took.
+  for (const char* two : {"arm-mbr", "arm-majority", "arm-rules"}) {
+    EXPECT_DOUBLE_EQ(system(report, two)["cost"]["agent_calls"].get<double>(), 2.0) << two;
+  }
+  EXPECT_DOUBLE_EQ(system(report, "arm-sc")["cost"]["agent_calls"].get<double>(), 3.0);
+  const auto& debate = system(report, "arm-debate");
+  const auto& summary = debate["mechanisms"]["debate"];
+  EXPECT_EQ(summary["requests"].get<int>(), 80);
+  const auto& resolutions = summary["resolutions"];
+  EXPECT_EQ(resolutions["consensus"].get<int>() + resolutions["judge"].get<int>() +
+                resolutions["fallback_majority"].get<int>(),
+            80);
+  EXPECT_EQ(resolutions["judge"].get<int>(), 0);  // unanimity never asks a judge
+  EXPECT_GE(summary["conflicts"].get<int>(), summary["requests_with_conflict"].get<int>());
+  EXPECT_NEAR(debate["cost"]["agent_calls"].get<double>(),
+              2.0 * summary["mean_rounds"].get<double>(), 1e-9);
+  // Under rule judge, every request still in conflict after the last round goes to the judge: one
+  // more call each (a judge reply that matches no answer falls back to the majority).
+  const auto& judged = system(report, "arm-judged");
+  const auto& judged_summary = judged["mechanisms"]["judged"];
+  const int judged_consensus = judged_summary["resolutions"]["consensus"].get<int>();
+  EXPECT_NEAR(judged["cost"]["agent_calls"].get<double>() * 80,
+              2.0 * judged_summary["mean_rounds"].get<double>() * 80 + (80 - judged_consensus),
+              1e-6);
+  const auto& fired = system(report, "arm-rules")["mechanisms"]["rules"]["fired"];
+  int total = 0;
+  for (const auto& [rule, n] : fired.items()) total += n.get<int>();
+  EXPECT_EQ(total, 80);
+  EXPECT_EQ(fired["none"].get<int>(), 0);  // the last rule ("any") always fires
+  EXPECT_EQ(system(report, "arm-sc")["mechanisms"]["sc"]["requests"].get<int>(), 80);
+
+  // Transcripts carry each mechanism's messages: the negotiation's rounds and its outcome, the
+  // samples of self-consistency and the vote over them, the pipeline's stages.
+  const auto dir = root_ / "mechanisms";
+  const auto debate_lines = transcript_lines(dir / "transcripts.jsonl", "arm-debate");
+  ASSERT_EQ(debate_lines.size(), 2u);
+  for (const auto& line : debate_lines) {
+    const auto& messages = line["messages"];
+    ASSERT_FALSE(messages.empty());
+    EXPECT_EQ(messages[0]["channel"], "negotiation");
+    EXPECT_EQ(messages[0]["round"], 0);
+    EXPECT_EQ(messages[0]["sender"], "kv");
+    const auto& last = messages.back();
+    EXPECT_EQ(last["sender"], "negotiation");
+    EXPECT_EQ(last["content"], line["output"]);
+    EXPECT_EQ(messages.size(), 2 * last["metadata"]["rounds_used"].get<size_t>() + 1);
+    if (last["metadata"]["rounds_used"].get<int>() > 1) {
+      // Round 1: each agent read the other's round-0 answer.
+      EXPECT_EQ(messages[2]["metadata"]["prompt"], messages[1]["content"]);
+      EXPECT_EQ(messages[3]["metadata"]["prompt"], messages[0]["content"]);
+    }
+  }
+  const auto sc_lines = transcript_lines(dir / "transcripts.jsonl", "arm-sc");
+  ASSERT_EQ(sc_lines.size(), 2u);
+  const auto& sc = sc_lines[0]["messages"];
+  ASSERT_EQ(sc.size(), 4u);
+  EXPECT_EQ(sc[0]["sender"], "math#1");
+  EXPECT_EQ(sc[2]["sender"], "math#3");
+  EXPECT_EQ(sc[3]["channel"], "vote");
+  EXPECT_EQ(sc[3]["metadata"]["rule"], "majority");
+  const auto pipeline = transcript_lines(dir / "transcripts.jsonl", "arm-pipeline");
+  ASSERT_EQ(pipeline[0]["messages"].size(), 2u);
+  EXPECT_EQ(pipeline[0]["messages"][1]["metadata"]["prompt"],
+            pipeline[0]["messages"][0]["content"]);
+  EXPECT_EQ(pipeline[0]["messages"][1]["content"], pipeline[0]["output"]);
+
+  // Routers pick only routed arms; both objectives have a curve and a budget curve.
+  for (const char* objective : {"reinforce", "ppo"}) {
+    const auto& curve = report["curves_by_objective"][objective];
+    ASSERT_EQ(curve.size(), 2u) << objective;
+    for (const auto& point : curve) {
+      EXPECT_EQ(point["objective"], objective);
+      for (const char* fixed : {"majority", "debate", "judged", "rules", "sc"})
+        EXPECT_EQ(point["arms"][fixed].get<double>(), 0.0) << fixed;
+    }
+    const auto& budgets = report["budget_curves_by_objective"][objective];
+    ASSERT_EQ(budgets.size(), 2u);
+    for (const auto& point : budgets) {
+      for (const char* field :
+           {"budget", "budget_cost", "feasible", "mu", "policy_lambda", "validation", "score",
+            "ci95", "cost", "arms", "score_vs_best_team", "cost_vs_best_team"}) {
+        EXPECT_TRUE(point.contains(field)) << field;
+      }
+      EXPECT_GE(point["mu"].get<double>(), 0.0);
+      // The calibration held the validation requests to the budget (when it could).
+      if (point["feasible"].get<bool>()) {
+        EXPECT_LE(point["validation"]["cost"].get<double>(),
+                  point["budget_cost"].get<double>() * (1 + 1e-12));
+      }
+    }
+    // The whole budget: the best team itself fits, so no cost weight is needed for some router.
+    EXPECT_TRUE(budgets[1]["feasible"].get<bool>());
+  }
+  EXPECT_EQ(report["curve"], report["curves_by_objective"]["reinforce"]);
+  EXPECT_EQ(report["budget_curve"], report["budget_curves_by_objective"]["reinforce"]);
+  EXPECT_EQ(report["budget_reference"]["validation_cost"].get<double>() * 0.5,
+            report["budget_curve"][0]["budget_cost"].get<double>());
+  EXPECT_TRUE(report["target"]["points_meeting_it"].is_array());
 }
 
 // The curve without the wall-clock fields.
@@ -206,6 +352,67 @@ TEST_F(KvRouterTest, ConfigErrorsComeBeforeAnyWork) {
                       "teams: the kv_router experiment does not read it");
   expect_config_error(*this, config({"router.lambda=[1]"}, empty_cache), folder,
                       "unknown key 'router.lambda' (did you mean 'router.lambdas'?)");
+  EXPECT_FALSE(fs::exists(empty_cache));
+}
+
+TEST_F(KvRouterTest, ConfigErrorsOfMechanismArmsNameTheKey) {
+  const auto empty_cache = root_ / "never";
+  const auto folder = (root_ / "run").string();
+  auto expect = [&](const std::string& override_text, const std::string& expected) {
+    expect_config_error(*this, config({override_text}, empty_cache), folder, expected);
+  };
+  expect("router.arms.sc={kind: self_consistency, agents: [math], samples: 1}",
+         "router.arms.sc.samples: expected an integer in [2, 64], got '1'");
+  expect("router.arms.sc={kind: self_consistency, agents: [math]}",
+         "missing required key 'router.arms.sc.samples'");
+  expect("router.arms.sc={kind: self_consistency, agents: [kv, math], samples: 4}",
+         "router.arms.sc.agents: an arm of kind self_consistency has exactly one agent, got 2");
+  expect("router.arms.sc={kind: self_consistency, agents: [judge], samples: 4}",
+         "router.arms.sc.agents: no agent called 'judge' (agents: kv, math)");
+  expect("router.arms.debate={kind: negotiation, agents: [kv, math], rounds: 0}",
+         "router.arms.debate.rounds: expected an integer in [1, 100], got '0'");
+  expect("router.arms.debate={kind: negotiation, agents: [kv]}",
+         "router.arms.debate.agents: an arm of kind negotiation needs at least two agents, got 1");
+  expect("router.arms.debate={kind: negotiation, agents: [kv, math], rule: judge}",
+         "missing required key 'router.arms.debate.judge'");
+  expect("router.arms.debate={kind: negotiation, agents: [kv, math], rule: judge, judge: oracle}",
+         "router.arms.debate.judge: no agent called 'oracle' (agents: kv, math)");
+  expect("router.arms.debate={kind: negotiation, agents: [kv, math], judge: math}",
+         "router.arms.debate.judge: a judge is asked only with rule: judge");
+  expect("router.arms.debate={kind: negotiation, agents: [kv, math], rule: vote}",
+         "router.arms.debate.rule: expected one of unanimity, majority, judge");
+  expect("router.arms.debate={kind: negotiation, agents: [kv, math], revise_template: '{answers}'}",
+         "router.arms.debate.revise_template: refers to '{answers}', which this mechanism does "
+         "not fill (expected {input}, {others})");
+  expect(
+      "router.arms.rules={kind: consensus, agents: [kv, math], rules: [{when: number, prefer: "
+      "judge}]}",
+      "router.arms.rules.rules: consensus rule 0 (when 'number', prefer 'judge'): prefers "
+      "unknown responder 'judge'");
+  expect(
+      "router.arms.rules={kind: consensus, agents: [kv, math], rules: [{when: odd, prefer: kv}]}",
+      "router.arms.rules.rules: consensus rule 0 (when 'odd', prefer 'kv'): unknown predicate");
+  expect("router.arms.rules={kind: consensus, agents: [kv, math]}", "router.arms.rules.rules");
+  expect("router.arms.mbr={kind: vote, agents: [kv, math], rule: mbr, utility: bleu}",
+         "router.arms.mbr.utility: expected one of token_f1, exact_match");
+  expect("router.arms.v={kind: vote, agents: [kv, kv]}",
+         "router.arms.v.agents: an agent is listed twice");
+  expect("router.arms.kv.rounds=2", "unknown key 'router.arms.kv.rounds'");
+  expect("router.arms={kv: {kind: agent, agents: [kv], route: false}}",
+         "router.arms: every arm has route: false");
+  expect("router.budgets=[0.6, 0]",
+         "router.budgets: expected fractions in (0, 1] of the best team's mean cost, got 0");
+  expect("router.budgets=[1.5]",
+         "router.budgets: expected fractions in (0, 1] of the best team's mean cost, got 1.5");
+  expect_config_error(
+      *this,
+      config({"router.arms={kv: {kind: agent, agents: [kv]}, math: {kind: agent, agents: [math]}}",
+              "router.budgets=[0.5]"},
+             empty_cache),
+      folder, "router.budgets: a budget is a fraction of the best multi-agent arm's cost");
+  expect("router.train.objective=[reinforce, a2c]",
+         "router.train.objective: expected one of reinforce, ppo; got 'a2c'");
+  expect("router.train.objective=[ppo, ppo]", "router.train.objective: 'ppo' is listed twice");
   EXPECT_FALSE(fs::exists(empty_cache));
 }
 

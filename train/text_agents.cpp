@@ -50,13 +50,28 @@ std::string format_number(double value) {
   return out.str();
 }
 
+// FNV-1a 64 of a file's bytes (hex), or "missing".
+std::string content_hash(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return "missing";
+  uint64_t h = 1469598103934665603ULL;
+  std::vector<char> buffer(1 << 16);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ static_cast<unsigned char>(buffer[static_cast<size_t>(i)])) * 1099511628211ULL;
+  }
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(h));
+  return text;
+}
+
+// A data file as the fingerprint sees it: its name, size and content, not its folder or time
+// stamp, so the same data in another checkout (or provisioned again) finds the same agent.
 nlohmann::json describe(const TextPairSource& s) {
   const auto file_facts = [](const std::filesystem::path& p) {
     std::error_code ec;
     const auto size = std::filesystem::file_size(p, ec);
-    const auto time = std::filesystem::last_write_time(p, ec);
-    return nlohmann::json{p.string(), ec ? -1 : static_cast<int64_t>(size),
-                          static_cast<int64_t>(time.time_since_epoch().count())};
+    return nlohmann::json{p.filename().string(), ec ? -1 : static_cast<int64_t>(size), content_hash(p)};
   };
   nlohmann::json j = {{"format", to_string(s.format)}};
   if (s.format == TextPairFormat::text) {
@@ -128,7 +143,7 @@ void train_sentencepiece(const std::vector<std::string>& sentences, const Senten
 
 std::string TextAgentSpec::fingerprint() const {
   const nlohmann::json j = {
-      {"format", 1},
+      {"format", 2},
       {"train", describe(train_data)},
       {"valid", describe(valid_data)},
       {"load", {load.max_examples, load.skip_empty, load.strip}},

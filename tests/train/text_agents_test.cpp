@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -121,6 +122,27 @@ TEST_F(TextAgentTest, PretrainPublishesALoadableAgentThatLearned) {
 
   // A second pretrain into the published folder is refused rather than overwriting it.
   EXPECT_THROW(pretrain_text_agent(spec, folder, dir_ / "again.run", false), Error);
+}
+
+// The cache key follows the data's content: the same files copied to another folder, or written
+// again with a new time stamp, give the same fingerprint; one changed byte gives another.
+TEST_F(TextAgentTest, FingerprintFollowsDataContentNotPlaceOrTime) {
+  const auto fingerprint_in = [](const fs::path& folder) {
+    const auto config = Config::load(folder / "agent.yaml");
+    return read_text_agent(config.root()).fingerprint();
+  };
+  const std::string original = fingerprint_in(dir_);
+  const fs::path copy = dir_ / "copy";
+  fs::create_directories(copy);
+  for (const char* name : {"agent.yaml", "train.jsonl", "valid.jsonl"}) fs::copy_file(dir_ / name, copy / name);
+  fs::last_write_time(copy / "train.jsonl", fs::last_write_time(dir_ / "train.jsonl") + std::chrono::hours(5));
+  EXPECT_EQ(fingerprint_in(copy), original);
+  {
+    std::fstream edit(copy / "valid.jsonl", std::ios::in | std::ios::out | std::ios::binary);
+    edit.seekp(2);
+    edit.put('W');  // "words" -> "Words": same size, other content
+  }
+  EXPECT_NE(fingerprint_in(copy), original);
 }
 
 TEST_F(TextAgentTest, ConfigMistakesAreNamed) {

@@ -61,6 +61,22 @@ CrossAgentFusionImpl::CrossAgentFusionImpl(FusionOptions options) : options_(std
     gate_weight_ = register_parameter("gate_weight", torch::zeros({o.anchor_width}));
   }
   gate_bias_ = register_parameter("gate_bias", torch::zeros({1}));
+  CHORUS_CHECK(o.tasks >= 0, "fusion head: tasks = ", o.tasks, "; expected >= 0");
+  if (o.tasks > 0) {
+    task_query_ = register_parameter("task_query", torch::zeros({o.tasks, o.anchor_width}));
+    task_gate_ = register_parameter("task_gate", torch::zeros({o.tasks}));
+  }
+}
+
+void CrossAgentFusionImpl::check_tasks(const torch::Tensor& tasks, int64_t batch) const {
+  CHORUS_CHECK(options_.tasks > 0, "fusion head: given task ids but built without task conditioning (tasks = 0)");
+  CHORUS_CHECK(tasks.dim() == 1 && tasks.size(0) == batch && tasks.scalar_type() == torch::kInt64,
+               "fusion head: task ids have shape ", tasks.sizes(), " and type ", tasks.scalar_type(),
+               "; expected int64 [", batch, "]");
+  if (batch == 0) return;
+  const auto low = tasks.min().item<int64_t>(), high = tasks.max().item<int64_t>();
+  CHORUS_CHECK(low >= 0 && high < options_.tasks, "fusion head: task ids span [", low, ", ", high,
+               "]; expected ids in [0, ", options_.tasks, ")");
 }
 
 int64_t CrossAgentFusionImpl::parameter_count() const {
@@ -69,14 +85,17 @@ int64_t CrossAgentFusionImpl::parameter_count() const {
   return n;
 }
 
-torch::Tensor CrossAgentFusionImpl::gate(const torch::Tensor& states) {
-  if (options_.gate == GateKind::scalar) return gate_bias_.view({1, 1, 1});
-  return torch::matmul(gate_norm_(states), gate_weight_).unsqueeze(-1) + gate_bias_;
+torch::Tensor CrossAgentFusionImpl::gate(const torch::Tensor& states, const torch::Tensor& tasks) {
+  auto g = options_.gate == GateKind::scalar ? gate_bias_.view({1, 1, 1})
+                                             : torch::matmul(gate_norm_(states), gate_weight_).unsqueeze(-1) + gate_bias_;
+  if (!tasks.defined()) return g;
+  check_tasks(tasks, states.size(0));
+  return g + task_gate_.index_select(0, tasks).view({-1, 1, 1});
 }
 
 torch::Tensor CrossAgentFusionImpl::message(const torch::Tensor& query_states, const std::vector<AugmentingStates>& others,
                                             const torch::Tensor& anchor_embedding, const std::vector<bool>& visible,
-                                            torch::Tensor* probabilities) {
+                                            torch::Tensor* probabilities, const torch::Tensor& tasks) {
   const auto& o = options_;
   CHORUS_CHECK(query_states.dim() == 3 && query_states.size(2) == o.anchor_width,
                "fusion head: query states have shape ", query_states.sizes(), "; expected [batch, length, ",
@@ -92,7 +111,12 @@ torch::Tensor CrossAgentFusionImpl::message(const torch::Tensor& query_states, c
   auto split = [&](const torch::Tensor& x, int64_t width) {
     return x.view({batch, x.size(1), heads, width}).transpose(1, 2);
   };
-  auto q = split(query_(query_norm_(query_states)), o.head_dim);
+  auto query_input = query_norm_(query_states);
+  if (tasks.defined()) {
+    check_tasks(tasks, batch);
+    query_input = query_input + task_query_.index_select(0, tasks).unsqueeze(1);
+  }
+  auto q = split(query_(query_input), o.head_dim);
 
   std::vector<torch::Tensor> keys, values, biases, masks, groups;
   const auto options = query_states.options();
@@ -172,12 +196,12 @@ torch::Tensor CrossAgentFusionImpl::message(const torch::Tensor& query_states, c
 torch::Tensor CrossAgentFusionImpl::forward(const torch::Tensor& query_states, const torch::Tensor& states,
                                             const std::vector<AugmentingStates>& others,
                                             const torch::Tensor& anchor_embedding, const std::vector<bool>& visible,
-                                            torch::Tensor* probabilities) {
+                                            torch::Tensor* probabilities, const torch::Tensor& tasks) {
   CHORUS_CHECK(states.sizes() == query_states.sizes(), "fusion head: states have shape ", states.sizes(),
                " but query states ", query_states.sizes(), "; expected the same");
-  const auto m = message(query_states, others, anchor_embedding, visible, probabilities);
-  if (options_.residual == Residual::interpolate) return states + gate(states) * (m - states);
-  return states + gate(states) * m;
+  const auto m = message(query_states, others, anchor_embedding, visible, probabilities, tasks);
+  if (options_.residual == Residual::interpolate) return states + gate(states, tasks) * (m - states);
+  return states + gate(states, tasks) * m;
 }
 
 }  // namespace chorus::collab

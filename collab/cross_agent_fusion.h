@@ -50,6 +50,11 @@ struct FusionOptions {
   // starts at zero). A prior for agents that read the same input and whose positions line up
   // (e.g. one rewrites the input token for token); the table stays free to learn any alignment.
   double diagonal_prior = 0.0;
+  // Task conditioning for multi-task heads (0: none). With T > 0 tasks the head holds, per task, an
+  // embedding added to the normalised query states before the query projection (what to look for)
+  // and a bias added to the gate (how much to let in). Both start at zero, so before training the
+  // head is the unconditioned one; a batch without task ids also runs unconditioned.
+  int64_t tasks = 0;
 };
 
 // What one other agent contributes for a batch. Positions are that agent's own.
@@ -73,15 +78,17 @@ class CrossAgentFusionImpl : public torch::nn::Module {
   //   anchor_embedding [vocab, anchor_width]: the anchor's input embedding (bridge values only).
   // `visible` (optional, one flag per other agent) masks whole agents out through the op's group
   // mask, for ablations. `probabilities` (optional) receives the attention [B, H, Nq, keys].
+  // `tasks` (optional, [B] int64 in [0, options.tasks)): each row's task, for a task-conditioned head.
   torch::Tensor forward(const torch::Tensor& query_states, const torch::Tensor& states,
                         const std::vector<AugmentingStates>& others, const torch::Tensor& anchor_embedding = {},
-                        const std::vector<bool>& visible = {}, torch::Tensor* probabilities = nullptr);
+                        const std::vector<bool>& visible = {}, torch::Tensor* probabilities = nullptr,
+                        const torch::Tensor& tasks = {});
 
   // The message alone (before gating), [B, Nq, anchor_width].
   torch::Tensor message(const torch::Tensor& query_states, const std::vector<AugmentingStates>& others,
                         const torch::Tensor& anchor_embedding, const std::vector<bool>& visible,
-                        torch::Tensor* probabilities);
-  torch::Tensor gate(const torch::Tensor& states);
+                        torch::Tensor* probabilities, const torch::Tensor& tasks = {});
+  torch::Tensor gate(const torch::Tensor& states, const torch::Tensor& tasks = {});
 
   const FusionOptions& options() const { return options_; }
   int64_t parameter_count() const;
@@ -99,6 +106,10 @@ class CrossAgentFusionImpl : public torch::nn::Module {
   torch::Tensor position_table_;  // [H, P, P]
   torch::nn::LayerNorm gate_norm_{nullptr};
   torch::Tensor gate_weight_, gate_bias_;  // per_position: [anchor_width], [1]; scalar: -, [1]
+  torch::Tensor task_query_;  // [tasks, anchor_width]
+  torch::Tensor task_gate_;   // [tasks]
+  // Checks `tasks` against the batch size and the head's task count.
+  void check_tasks(const torch::Tensor& tasks, int64_t batch) const;
 };
 TORCH_MODULE(CrossAgentFusion);
 

@@ -214,7 +214,7 @@ nlohmann::json attention_diagnostics(FusedTeam& team, const std::vector<EvalSet>
   nlohmann::json out = nlohmann::json::object();
   for (const auto& set : sets) {
     const auto n = std::min<size_t>(200, set.examples.size());
-    const auto inspections = team.inspect(inputs_of(set.examples, 0, n));
+    const auto inspections = team.inspect(inputs_of(set.examples, 0, n), team.task_index(set.task));
     double aligned = 0, null_weight = 0, gate = 0, ratio = 0;
     int64_t count = 0;
     const int64_t null_columns = team.head()->options().null_slot ? 1 : 0;
@@ -418,7 +418,8 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
     for (const auto& name : spec.augmenting) other_agents.push_back(&agents.at(name));
     for (const auto& set : sets) {
       const auto start = Clock::now();
-      r.outputs[set.metric] = answer_all(set.examples, [&](const auto& in) { return teams[i]->answer(in); });
+      const int64_t task = teams[i]->task_index(set.task);
+      r.outputs[set.metric] = answer_all(set.examples, [&](const auto& in) { return teams[i]->answer(in, task); });
       r.cost[set.metric].seconds = since(start);
       for (size_t e = 0; e < set.examples.size(); ++e) {
         std::vector<std::string> other_outputs;
@@ -429,7 +430,7 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
       r.answered_by[set.metric] = "fusion";
       const auto shown = std::min<size_t>(static_cast<size_t>(plan.transcript_examples), set.examples.size());
       if (shown > 0) {
-        append_attention(attention_lines, r.name, set.metric, teams[i]->inspect(inputs_of(set.examples, 0, shown)),
+        append_attention(attention_lines, r.name, set.metric, teams[i]->inspect(inputs_of(set.examples, 0, shown), task),
                          spec.augmenting, spec.inject_layer);
       }
     }

@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 #include "model/generation/generate.h"
 #include "train/kv_agents.h"
@@ -59,6 +61,9 @@ TeamSpec read_team(const ConfigView& v, const std::string& name, uint64_t seed) 
     t.tasks.push_back(tt);
   }
   CHORUS_CHECK(!t.tasks.empty(), v.path(), ".tasks: expected at least one task");
+  // Task conditioning: one learned query embedding and gate bias per entry of `tasks`.
+  if (v.get_choice("task_conditioning", {"none", "embedding"}, std::string("none")) == "embedding")
+    f.tasks = static_cast<int64_t>(t.tasks.size());
   const auto sampling = v.child_or_empty("task_sampling");
   t.task_sampling = parse_task_sampling(
       sampling.get_choice("strategy", {"proportional", "temperature", "round_robin"}, std::string("proportional")),
@@ -86,8 +91,25 @@ FusedTeam::FusedTeam(const TeamSpec& spec, const std::map<std::string, collab::A
     head_ = collab::CrossAgentFusion(options);
   }
 
-model::EncoderOutput FusedTeam::encode(const std::vector<std::string>& inputs, torch::Tensor* attention) {
+int64_t FusedTeam::task_index(KvTask task) const {
+  if (spec_.fusion.tasks == 0) return -1;
+  for (size_t t = 0; t < spec_.tasks.size(); ++t) {
+    if (spec_.tasks[t].task == task) return static_cast<int64_t>(t);
+  }
+  return -1;
+}
+
+torch::Tensor FusedTeam::task_ids(const std::vector<int64_t>& tasks, size_t rows) const {
+  if (spec_.fusion.tasks == 0 || tasks.empty()) return {};
+  CHORUS_CHECK(tasks.size() == rows, "teams.", spec_.name, ": ", tasks.size(), " task ids for ", rows, " inputs");
+  if (std::any_of(tasks.begin(), tasks.end(), [](int64_t t) { return t < 0; })) return {};  // unconditioned
+  return torch::tensor(tasks, torch::kInt64);
+}
+
+model::EncoderOutput FusedTeam::encode(const std::vector<std::string>& inputs, torch::Tensor* attention,
+                                       const std::vector<int64_t>& tasks) {
     const auto batch = anchor_->tokenize(inputs);
+    const auto task_tensor = task_ids(tasks, inputs.size());
     std::vector<collab::AugmentingStates> states;
     {
       torch::NoGradGuard no_grad;
@@ -102,14 +124,14 @@ model::EncoderOutput FusedTeam::encode(const std::vector<std::string>& inputs, t
     const auto embedding = anchor_->model->token_embedding();
     model::StateHook hook = [&](int64_t layer, const torch::Tensor& x) -> torch::Tensor {
       if (layer != spec_.inject_layer) return x;
-      return head_->forward(query_states.defined() ? query_states : x, x, states, embedding, {}, attention);
+      return head_->forward(query_states.defined() ? query_states : x, x, states, embedding, {}, attention, task_tensor);
     };
     return anchor_->model->encode(batch.input_ids, batch.attention_mask, false, hook);
   }
 
 torch::Tensor FusedTeam::loss(const std::vector<std::string>& inputs, const std::vector<std::string>& targets,
-                              bool per_row) {
-    const auto encoded = encode(inputs);
+                              bool per_row, const std::vector<int64_t>& tasks) {
+    const auto encoded = encode(inputs, nullptr, tasks);
     const auto labels = collab::tokenize_batch(*anchor_->tokenizer, inputs, targets).labels;
     const auto& model = *anchor_->model;
     auto cache = model.start_decoding(encoded);
@@ -118,11 +140,12 @@ torch::Tensor FusedTeam::loss(const std::vector<std::string>& inputs, const std:
     return token_cross_entropy(decoded.logits, labels, per_row);
   }
 
-std::vector<std::string> FusedTeam::answer(const std::vector<std::string>& inputs) {
+std::vector<std::string> FusedTeam::answer(const std::vector<std::string>& inputs, int64_t task) {
     torch::NoGradGuard no_grad;
     model::GenerationOptions options;
     options.max_new_tokens = 8;
-    const auto result = model::generate_from_encoder(*anchor_->model, encode(inputs), options);
+    const std::vector<int64_t> tasks(task >= 0 ? inputs.size() : 0, task);
+    const auto result = model::generate_from_encoder(*anchor_->model, encode(inputs, nullptr, tasks), options);
     std::vector<std::string> out;
     for (int64_t i = 0; i < result.sequences.size(0); ++i) {
       auto row = result.sequences[i].contiguous();
@@ -131,17 +154,18 @@ std::vector<std::string> FusedTeam::answer(const std::vector<std::string>& input
     return out;
   }
 
-std::vector<TeamInspection> FusedTeam::inspect(const std::vector<std::string>& inputs) {
+std::vector<TeamInspection> FusedTeam::inspect(const std::vector<std::string>& inputs, int64_t task) {
   torch::NoGradGuard no_grad;
   const auto batch = anchor_->tokenize(inputs);
+  const auto task_tensor = task_ids(std::vector<int64_t>(task >= 0 ? inputs.size() : 0, task), inputs.size());
   std::vector<collab::AugmentingStates> states;
   for (const auto* other : others_) states.push_back(augmenting_states(*other, inputs));
   auto plain = anchor_->model->encode(batch.input_ids, batch.attention_mask, true);
   const auto& at_injection = plain.hidden_states.at(static_cast<size_t>(spec_.inject_layer));
   const auto& queries = plain.hidden_states.at(static_cast<size_t>(spec_.query_layer));
   torch::Tensor probabilities;
-  const auto message = head_->message(queries, states, anchor_->model->token_embedding(), {}, &probabilities);
-  const auto gate = head_->gate(at_injection).expand({batch.input_ids.size(0), batch.input_ids.size(1), 1}).squeeze(-1);
+  const auto message = head_->message(queries, states, anchor_->model->token_embedding(), {}, &probabilities, task_tensor);
+  const auto gate = head_->gate(at_injection, task_tensor).expand({batch.input_ids.size(0), batch.input_ids.size(1), 1}).squeeze(-1);
   const auto change = head_->options().residual == collab::Residual::interpolate ? message - at_injection : message;
   const auto gated_norm = (gate.unsqueeze(-1) * change).norm(2, -1);
   const auto state_norm = at_injection.norm(2, -1);
@@ -259,7 +283,7 @@ TeamTrainingProblem::Batch TeamTrainingProblem::batch(int64_t step, int64_t micr
 
 MicroBatchLoss TeamTrainingProblem::loss(int64_t step, int64_t micro) {
   const auto b = batch(step, micro);
-  const auto rows = team_.loss(b.inputs, b.targets, /*per_row=*/true);
+  const auto rows = team_.loss(b.inputs, b.targets, /*per_row=*/true, b.tasks);
   std::vector<torch::Tensor> per_task(spec_.tasks.size());
   std::vector<int64_t> counts(spec_.tasks.size(), 0);
   for (const auto t : b.tasks) ++counts[static_cast<size_t>(t)];
@@ -273,7 +297,8 @@ MicroBatchLoss TeamTrainingProblem::loss(int64_t step, int64_t micro) {
 }
 
 std::map<std::string, double> TeamTrainingProblem::evaluate(int64_t) {
-  return {{"kv_math_train", exact_match(team_.answer(inputs_of(eval_, 0, eval_.size())), eval_)}};
+  return {{"kv_math_train",
+           exact_match(team_.answer(inputs_of(eval_, 0, eval_.size()), team_.task_index(KvTask::kv_math)), eval_)}};
 }
 
 }  // namespace chorus::train

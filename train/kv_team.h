@@ -52,7 +52,7 @@ struct TeamSpec {
 // Reads teams.<name>: anchor, augmenting, value_source, augmenting_states, heads, head_dim,
 // bridge_temperature, gate, residual, null_slot, position_bias, diagonal_prior, query_layer, inject_layer, train{...},
 // tasks[{task, keys, mixed_fraction, single_fraction, weight}], task_sampling{strategy, temperature},
-// loss_weighting, eval_examples.
+// loss_weighting, task_conditioning (none | embedding), eval_examples.
 TeamSpec read_team(const ConfigView& view, const std::string& name, uint64_t seed);
 
 // What the head does on one example, for reports and diagnosis.
@@ -75,18 +75,25 @@ class FusedTeam {
 
   // The anchor's encoder output for `inputs` with the fusion applied; `attention` (optional)
   // receives the head's attention probabilities.
-  model::EncoderOutput encode(const std::vector<std::string>& inputs, torch::Tensor* attention = nullptr);
+  // `tasks` (optional, one per input): each input's index into TeamSpec::tasks, read by a
+  // task-conditioned head (task_conditioning: embedding); empty or any -1: unconditioned.
+  model::EncoderOutput encode(const std::vector<std::string>& inputs, torch::Tensor* attention = nullptr,
+                              const std::vector<int64_t>& tasks = {});
   // Teacher-forced mean token cross-entropy of the anchor's decoder on `targets` (per row [B] when
   // `per_row`).
   torch::Tensor loss(const std::vector<std::string>& inputs, const std::vector<std::string>& targets,
-                     bool per_row = false);
-  // Greedy answers.
-  std::vector<std::string> answer(const std::vector<std::string>& inputs);
+                     bool per_row = false, const std::vector<int64_t>& tasks = {});
+  // Greedy answers; `task` (an index into TeamSpec::tasks, -1: none) for a task-conditioned head.
+  std::vector<std::string> answer(const std::vector<std::string>& inputs, int64_t task = -1);
   // Attention, gate and norms of the head on each input.
-  std::vector<TeamInspection> inspect(const std::vector<std::string>& inputs);
+  std::vector<TeamInspection> inspect(const std::vector<std::string>& inputs, int64_t task = -1);
+  // The first entry of TeamSpec::tasks training `task`, for a task-conditioned head; -1 when the head
+  // is not conditioned or never trained on that task (it then answers unconditioned).
+  int64_t task_index(KvTask task) const;
 
  private:
   collab::AugmentingStates augmenting_states(const collab::Agent& other, const std::vector<std::string>& inputs) const;
+  torch::Tensor task_ids(const std::vector<int64_t>& tasks, size_t rows) const;
 
   TeamSpec spec_;
   const collab::Agent* anchor_ = nullptr;

@@ -62,6 +62,50 @@ TEST(CrossAgentFusion, EveryParameterGetsGradientOnceTheGateIsOpen) {
   }
 }
 
+// Task conditioning starts as the unconditioned head; once trained, a task's embedding and gate
+// bias act on its own rows only, and each task's parameters learn only from rows of that task.
+TEST(CrossAgentFusion, TaskConditioningActsPerRow) {
+  torch::manual_seed(2);
+  auto o = options(ValueSource::hidden);
+  o.tasks = 3;
+  CrossAgentFusion head(o);
+  CrossAgentFusion plain(options(ValueSource::hidden));
+  EXPECT_EQ(head->parameter_count(), plain->parameter_count() + 3 * (8 + 1));
+  {
+    torch::NoGradGuard no_grad;
+    head->named_parameters()["gate_bias"].fill_(0.5);
+  }
+  const auto states = torch::randn({2, 3, 8});
+  const auto agents = others(2, 11);
+  const auto tasks = torch::tensor({2, 0}, torch::kInt64);
+  const auto unconditioned = head->forward(states, states, agents);
+  const auto at_start = head->forward(states, states, agents, {}, {}, nullptr, tasks);
+  EXPECT_TRUE(torch::equal(at_start, unconditioned));  // zero-initialised: the same head
+
+  {
+    torch::NoGradGuard no_grad;
+    head->named_parameters()["task_gate"][2].fill_(0.7);
+    head->named_parameters()["task_query"][2].fill_(0.3);
+  }
+  const auto conditioned = head->forward(states, states, agents, {}, {}, nullptr, tasks);
+  EXPECT_FALSE(torch::allclose(conditioned[0], unconditioned[0]));  // task 2 changed
+  EXPECT_TRUE(torch::equal(conditioned[1], unconditioned[1]));      // task 0 did not
+
+  conditioned.pow(2).sum().backward();
+  const auto params = head->named_parameters();
+  const auto query_grad = params["task_query"].grad(), gate_grad = params["task_gate"].grad();
+  EXPECT_GT(query_grad[2].abs().sum().item<double>(), 0.0);
+  EXPECT_GT(query_grad[0].abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(query_grad[1].abs().sum().item<double>(), 0.0);  // no row of task 1
+  EXPECT_GT(gate_grad[2].abs().item<double>(), 0.0);
+  EXPECT_EQ(gate_grad[1].item<double>(), 0.0);
+
+  // Ids outside the head's tasks, a wrong shape, or ids given to an unconditioned head.
+  EXPECT_THROW(head->forward(states, states, agents, {}, {}, nullptr, torch::tensor({3, 0}, torch::kInt64)), Error);
+  EXPECT_THROW(head->forward(states, states, agents, {}, {}, nullptr, torch::tensor({1}, torch::kInt64)), Error);
+  EXPECT_THROW(plain->forward(states, states, agents, {}, {}, nullptr, tasks), Error);
+}
+
 TEST(CrossAgentFusion, MessageMatchesAHandWrittenAttention) {
   torch::manual_seed(2);
   auto o = options(ValueSource::bridge, 1);

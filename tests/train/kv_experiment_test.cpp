@@ -223,6 +223,36 @@ TEST_F(KvExperimentTest, ConfigErrorsComeBeforeAnyWork) {
   expect_error({"teams.calm.value_source=bridge"}, "augmenting_states: decoder");
   expect_error({"agents.kv.smoothing.mixup_fraction=0.5"}, "num_math agents only");
   expect_error({"world.train_keys=16"}, "world.train_keys");
+  expect_error({"teams.fusion.task_conditioning=embeding"}, "did you mean 'embedding'");
+}
+
+// A task-conditioned head (one query embedding and gate bias per training task) trains, answers
+// each set as its task, and holds exactly those extra parameters; the same seed gives the same run.
+TEST_F(KvExperimentTest, TaskConditionedHeadsTrainAndAnswer) {
+  const auto plain = read_json(run("plain"));
+  const std::vector<std::string> conditioned = {"teams.fusion.task_conditioning=embedding",
+                                                "teams.calm.task_conditioning=embedding"};
+  const auto report = read_json(run("conditioned", conditioned));
+  for (const auto* team : {"team_fusion", "team_calm"}) {
+    SCOPED_TRACE(team);
+    // Two tasks each: 2 x (anchor width 32 + 1 gate bias).
+    EXPECT_EQ(report["phases"][team]["parameters"].get<int64_t>(),
+              plain["phases"][team]["parameters"].get<int64_t>() + 2 * (32 + 1));
+  }
+  for (const auto& s : report["systems"]) {
+    for (const auto& [metric, m] : s["metrics"].items()) {
+      EXPECT_GE(m["value"].get<double>(), 0.0);
+      EXPECT_LE(m["value"].get<double>(), 1.0);
+    }
+  }
+  // Agents alone do not change.
+  EXPECT_EQ(report["systems"][0]["metrics"], plain["systems"][0]["metrics"]);
+  const auto again = read_json(run("conditioned_again", conditioned));
+  EXPECT_EQ(train_losses(root_ / "conditioned" / "teams" / "fusion" / "metrics.jsonl"),
+            train_losses(root_ / "conditioned_again" / "teams" / "fusion" / "metrics.jsonl"));
+  EXPECT_NE(train_losses(root_ / "conditioned" / "teams" / "fusion" / "metrics.jsonl"),
+            train_losses(root_ / "plain" / "teams" / "fusion" / "metrics.jsonl"));
+  EXPECT_EQ(systems_without_seconds(again), systems_without_seconds(report));
 }
 
 TEST_F(KvExperimentTest, AnEarlierRunIsNeverOverwrittenUnlessAsked) {

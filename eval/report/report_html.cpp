@@ -264,6 +264,212 @@ void write_cost_table(std::ostringstream& out, const RunReport& report,
   out << "</tbody></table>";
 }
 
+// One curve to draw: its legend name and points (x = cost, y = score, labels).
+struct CurveSeries {
+  std::string name;
+  std::vector<double> cost, score;
+  std::vector<std::string> labels;
+  std::string cost_key;
+};
+
+CurveSeries lambda_series(const std::string& name, const std::vector<CurvePoint>& points) {
+  CurveSeries s{name, {}, {}, {}, ""};
+  for (const auto& p : points) {
+    s.cost.push_back(p.cost);
+    s.score.push_back(p.score);
+    s.labels.push_back("\u03bb=" + format_number(p.lambda, 3));
+    if (s.cost_key.empty()) s.cost_key = p.cost_key;
+  }
+  return s;
+}
+
+CurveSeries budget_series(const std::string& name, const std::vector<BudgetPoint>& points) {
+  CurveSeries s{name, {}, {}, {}, ""};
+  for (const auto& p : points) {
+    s.cost.push_back(p.cost);
+    s.score.push_back(p.score);
+    // An infeasible budget (no cost weight kept the validation cost under it) is marked.
+    s.labels.push_back("b=" + format_number(p.budget, 3) +
+                       (p.feasible && !*p.feasible ? " (infeasible)" : ""));
+    if (s.cost_key.empty()) s.cost_key = p.cost_key;
+  }
+  return s;
+}
+
+// What the curves' costs are ("flops", "agent_calls"): the first curve's that says.
+std::string chart_cost_key(const std::vector<CurveSeries>& curves) {
+  for (const auto& c : curves) {
+    if (!c.cost_key.empty()) return c.cost_key;
+  }
+  return "";
+}
+
+bool same_points(const CurveSeries& a, const CurveSeries& b) {
+  return a.cost == b.cost && a.score == b.score && a.labels == b.labels;
+}
+
+// Every curve of the report: per objective its lambda sweep and budget curve; `curve` and
+// `budget_curve` on their own when no per-objective curve repeats them.
+std::vector<CurveSeries> tradeoff_series(const RunReport& report) {
+  std::vector<CurveSeries> all;
+  for (const auto& [objective, points] : report.curves_by_objective) {
+    all.push_back(lambda_series("\u03bb sweep \u00b7 " + objective, points));
+    for (const auto& [budget_objective, budget_points] : report.budget_curves_by_objective) {
+      if (budget_objective == objective)
+        all.push_back(budget_series("budget \u00b7 " + objective, budget_points));
+    }
+  }
+  for (const auto& [objective, points] : report.budget_curves_by_objective) {
+    const bool drawn = std::any_of(report.curves_by_objective.begin(),
+                                   report.curves_by_objective.end(),
+                                   [&](const auto& c) { return c.first == objective; });
+    if (!drawn) all.push_back(budget_series("budget \u00b7 " + objective, points));
+  }
+  auto add_unless_repeated = [&](CurveSeries s) {
+    if (s.cost.empty()) return;
+    if (std::none_of(all.begin(), all.end(), [&](const auto& o) { return same_points(o, s); }))
+      all.push_back(std::move(s));
+  };
+  add_unless_repeated(lambda_series("\u03bb sweep", report.curve));
+  add_unless_repeated(budget_series("budget", report.budget_curve));
+  return all;
+}
+
+void write_budget_table(std::ostringstream& out, const std::string& objective,
+                        const std::vector<BudgetPoint>& points) {
+  out << "<table class=\"budgets\"><caption>budget curve" +
+             (objective.empty() ? std::string() : " \u00b7 " + html_escape(objective)) +
+             "</caption><thead><tr><th>budget</th><th>score</th><th>95% interval</th>"
+             "<th>cost</th><th>cost vs best team</th><th>\u03bc</th><th>feasible</th>"
+             "<th>router \u03bb</th></tr></thead><tbody>";
+  auto cell = [&](const std::optional<double>& v) {
+    out << "<td class=\"num\">" << (v ? format_number(*v, 4) : "") << "</td>";
+  };
+  for (const auto& p : points) {
+    out << "<tr><td class=\"num\">" << format_number(p.budget, 4) << "</td>";
+    cell(p.score);
+    out << "<td class=\"num\">"
+        << (p.ci95 ? format_number(p.ci95->first, 3) + " to " + format_number(p.ci95->second, 3)
+                   : "")
+        << "</td>";
+    cell(p.cost);
+    cell(p.cost_vs_best_team);
+    cell(p.mu);
+    out << "<td>" << (p.feasible ? (*p.feasible ? "yes" : "no") : "") << "</td>";
+    cell(p.policy_lambda);
+    out << "</tr>";
+  }
+  out << "</tbody></table>";
+}
+
+// The system metric the curves score: the one under which most curve points are some system's
+// exact score and cost (the routers of the curves are systems too); "" when none is.
+std::string curve_metric(const RunReport& report, const std::vector<CurveSeries>& curves,
+                         const std::string& cost_key) {
+  if (cost_key.empty()) return "";
+  std::string best;
+  size_t best_matches = 0;
+  for (const auto& metric : metric_names(report)) {
+    size_t matches = 0;
+    for (const auto& c : curves) {
+      for (size_t i = 0; i < c.cost.size(); ++i) {
+        matches += std::any_of(report.systems.begin(), report.systems.end(), [&](const auto& s) {
+          const auto* m = find_metric(s, metric);
+          const auto cost = s.cost.find(cost_key);
+          return m && cost != s.cost.end() && m->value == c.score[i] && cost->second == c.cost[i];
+        });
+      }
+    }
+    if (matches > best_matches) {
+      best = metric;
+      best_matches = matches;
+    }
+  }
+  return best;
+}
+
+// The router curves in one accuracy-cost plot. A report with only `curve` gets the one-series
+// chart it always had; with budget or per-objective curves, every curve is a labelled series and
+// the fixed systems (those on no curve) are points, at the curves' metric and cost.
+void write_tradeoff_curves(std::ostringstream& out, const RunReport& report) {
+  out << "<h3>Trade-off curve</h3>";
+  const bool several = !report.budget_curve.empty() || !report.curves_by_objective.empty() ||
+                       !report.budget_curves_by_objective.empty();
+  if (report.curve.empty() && !several) {
+    out << absent(
+        "report.json has no <code>curve</code> (a list of {lambda, score, cost}; router "
+        "experiments write one).");
+    return;
+  }
+  LineChart chart;
+  chart.title = "score vs cost along the curve";
+  chart.x = {"cost", false};
+  chart.y = {"score", false};
+  std::vector<double> xs;
+  bool fractions = true;
+  if (!several) {
+    Series series{"curve", {}, {}, {}, 0, true, true};
+    for (const auto& p : report.curve) {
+      series.x.push_back(p.cost);
+      series.y.push_back(p.score);
+      series.point_labels.push_back("\u03bb=" + format_number(p.lambda, 3));
+      fractions = fractions && is_fraction(p.score);
+    }
+    xs = series.x;
+    chart.series.push_back(std::move(series));
+  } else {
+    const auto curves = tradeoff_series(report);
+    const std::string cost_key = chart_cost_key(curves);
+    const std::string metric = curve_metric(report, curves, cost_key);
+    chart.title = "score vs cost: router curves and fixed systems";
+    chart.x.label = cost_key.empty() ? "cost" : cost_key + " per example";
+    chart.y.label = metric.empty() ? "score" : "score (" + metric + ")";
+    // The curves take the first colours and the legend; the systems, labelled beside their
+    // points, take the colours after them.
+    for (size_t i = 0; i < curves.size(); ++i) {
+      const auto& c = curves[i];
+      chart.series.push_back({c.name, c.cost, c.score, c.labels, i, true, true});
+      xs.insert(xs.end(), c.cost.begin(), c.cost.end());
+      for (const double v : c.score) fractions = fractions && is_fraction(v);
+    }
+    // A system at exactly a curve point's score and cost is that point's router: not drawn twice.
+    if (!metric.empty()) {
+      for (size_t s = 0; s < report.systems.size(); ++s) {
+        const auto& system = report.systems[s];
+        const auto* m = find_metric(system, metric);
+        const auto cost = system.cost.find(cost_key);
+        if (!m || cost == system.cost.end()) continue;
+        const bool on_curve = std::any_of(curves.begin(), curves.end(), [&](const auto& c) {
+          for (size_t i = 0; i < c.cost.size(); ++i) {
+            if (c.cost[i] == cost->second && c.score[i] == m->value) return true;
+          }
+          return false;
+        });
+        if (on_curve) continue;
+        chart.series.push_back({system.name, {cost->second}, {m->value}, {system.name},
+                                curves.size() + s, false, true, false});
+        xs.push_back(cost->second);
+        fractions = fractions && is_fraction(m->value);
+      }
+    }
+  }
+  chart.x.log = spans_decades(xs, 20);
+  if (fractions) chart.y_range = std::make_pair(0.0, 1.0);
+  out << "<div class=\"charts\">" << line_chart_svg(chart) << "</div>";
+  if (several && !report.systems.empty() &&
+      curve_metric(report, tradeoff_series(report), chart_cost_key(tradeoff_series(report)))
+          .empty()) {
+    out << "<p class=\"note\">The systems are not plotted: no curve point is a system's score "
+           "and cost, so which metric the curves score is not known.</p>";
+  }
+  if (several) {
+    for (const auto& [objective, points] : report.budget_curves_by_objective)
+      write_budget_table(out, objective, points);
+    if (report.budget_curves_by_objective.empty() && !report.budget_curve.empty())
+      write_budget_table(out, "", report.budget_curve);
+  }
+}
+
 void write_costs(std::ostringstream& out, const RunReport& report) {
   out << "<section id=\"cost\"><h2>Accuracy and cost</h2>";
   std::vector<const SystemScores*> costed;
@@ -315,29 +521,7 @@ void write_costs(std::ostringstream& out, const RunReport& report) {
       out << "<p class=\"note\">Not plotted (no " << html_escape(axis)
           << "): " << html_escape(missing) << ".</p>";
   }
-  out << "<h3>Trade-off curve</h3>";
-  if (report.curve.empty()) {
-    out << absent(
-        "report.json has no <code>curve</code> (a list of {lambda, score, cost}; router "
-        "experiments write one).");
-  } else {
-    LineChart chart;
-    chart.title = "score vs cost along the curve";
-    chart.x = {"cost", false};
-    chart.y = {"score", false};
-    Series series{"curve", {}, {}, {}, 0, true, true};
-    bool fractions = true;
-    for (const auto& p : report.curve) {
-      series.x.push_back(p.cost);
-      series.y.push_back(p.score);
-      series.point_labels.push_back("\u03bb=" + format_number(p.lambda, 3));
-      fractions = fractions && is_fraction(p.score);
-    }
-    chart.x.log = spans_decades(series.x, 20);
-    if (fractions) chart.y_range = std::make_pair(0.0, 1.0);
-    chart.series.push_back(std::move(series));
-    out << "<div class=\"charts\">" << line_chart_svg(chart) << "</div>";
-  }
+  write_tradeoff_curves(out, report);
   out << "</section>";
 }
 

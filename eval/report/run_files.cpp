@@ -5,6 +5,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -159,19 +160,74 @@ Phase read_phase(const std::string& name, const Json& json) {
   return p;
 }
 
+// A curve point's cost: a number, or the same cost object as a system's, of which FLOPs are
+// plotted when there and agent calls otherwise.
+std::pair<double, std::string> read_point_cost(const Fields& f, const Json& json,
+                                               const std::string& path) {
+  const auto& cost = f.member(json, path, "cost");
+  if (!cost.is_object()) return {f.number(cost, path + ".cost"), ""};
+  const char* key = cost.contains("flops") ? "flops" : "agent_calls";
+  return {f.number(f.member(cost, path + ".cost", key), path + ".cost." + key), key};
+}
+
 CurvePoint read_curve_point(const Fields& f, const Json& json, const std::string& path) {
   CurvePoint p;
   p.lambda = f.number(f.member(json, path, "lambda"), path + ".lambda");
   p.score = f.number(f.member(json, path, "score"), path + ".score");
-  const auto& cost = f.member(json, path, "cost");
-  if (cost.is_object()) {
-    // The same cost object as a system's: plot FLOPs when there, agent calls otherwise.
-    const char* key = cost.contains("flops") ? "flops" : "agent_calls";
-    p.cost = f.number(f.member(cost, path + ".cost", key), path + ".cost." + key);
-  } else {
-    p.cost = f.number(cost, path + ".cost");
+  std::tie(p.cost, p.cost_key) = read_point_cost(f, json, path);
+  return p;
+}
+
+std::optional<double> optional_number(const Fields& f, const Json& json, const std::string& path,
+                                      const std::string& key) {
+  if (!json.contains(key) || json[key].is_null()) return std::nullopt;
+  return f.number(json[key], path + "." + key);
+}
+
+BudgetPoint read_budget_point(const Fields& f, const Json& json, const std::string& path) {
+  BudgetPoint p;
+  p.budget = f.number(f.member(json, path, "budget"), path + ".budget");
+  p.score = f.number(f.member(json, path, "score"), path + ".score");
+  std::tie(p.cost, p.cost_key) = read_point_cost(f, json, path);
+  if (json.contains("ci95") && !json["ci95"].is_null()) {
+    const auto& ci = json["ci95"];
+    if (!ci.is_array() || ci.size() != 2) f.fail(path + ".ci95", "a list [low, high]", ci);
+    p.ci95 = std::make_pair(f.number(ci[0], path + ".ci95[0]"), f.number(ci[1], path + ".ci95[1]"));
+  }
+  p.cost_vs_best_team = optional_number(f, json, path, "cost_vs_best_team");
+  p.mu = optional_number(f, json, path, "mu");
+  p.policy_lambda = optional_number(f, json, path, "policy_lambda");
+  if (json.contains("feasible") && !json["feasible"].is_null()) {
+    if (!json["feasible"].is_boolean())
+      f.fail(path + ".feasible", "true or false", json["feasible"]);
+    p.feasible = json["feasible"].get<bool>();
   }
   return p;
+}
+
+// A list of points under `path`, each read by `read`.
+template <typename Point, typename Read>
+std::vector<Point> read_points(const Fields& f, const Json& json, const std::string& path,
+                               const std::string& expected, Read read) {
+  if (!json.is_array()) f.fail(path, expected, json);
+  std::vector<Point> points;
+  for (size_t i = 0; i < json.size(); ++i)
+    points.push_back(read(f, json[i], path + "[" + std::to_string(i) + "]"));
+  return points;
+}
+
+// An object of objective: list of points under `path`, in file order.
+template <typename Point, typename Read>
+std::vector<std::pair<std::string, std::vector<Point>>> read_points_by_objective(
+    const Fields& f, const Json& json, const std::string& path, const std::string& expected,
+    Read read) {
+  if (!json.is_object()) f.fail(path, "an object of objective: " + expected, json);
+  std::vector<std::pair<std::string, std::vector<Point>>> out;
+  for (const auto& [objective, points] : json.items()) {
+    out.emplace_back(objective,
+                     read_points<Point>(f, points, path + "." + objective, expected, read));
+  }
+  return out;
 }
 
 // Calls `visit` for each non-empty line of a JSON-lines file with "file:line" for messages.
@@ -238,16 +294,30 @@ RunReport read_run_report(const fs::path& path) {
     if (!phases.is_object()) f.fail("phases", "an object of phase: {seconds}", phases);
     for (const auto& [name, value] : phases.items()) r.phases.push_back(read_phase(name, value));
   }
-  if (json.contains("curve")) {
-    const auto& curve = json["curve"];
-    if (!curve.is_array()) f.fail("curve", "a list of {lambda, score, cost}", curve);
-    for (size_t i = 0; i < curve.size(); ++i) {
-      r.curve.push_back(read_curve_point(f, curve[i], "curve[" + std::to_string(i) + "]"));
-    }
+  const char* curve_shape = "a list of {lambda, score, cost}";
+  const char* budget_shape = "a list of {budget, score, cost}";
+  if (json.contains("curve"))
+    r.curve = read_points<CurvePoint>(f, json["curve"], "curve", curve_shape, read_curve_point);
+  if (json.contains("budget_curve")) {
+    r.budget_curve = read_points<BudgetPoint>(f, json["budget_curve"], "budget_curve",
+                                              budget_shape, read_budget_point);
+  }
+  if (json.contains("curves_by_objective")) {
+    r.curves_by_objective = read_points_by_objective<CurvePoint>(
+        f, json["curves_by_objective"], "curves_by_objective", curve_shape, read_curve_point);
+  }
+  if (json.contains("budget_curves_by_objective")) {
+    r.budget_curves_by_objective = read_points_by_objective<BudgetPoint>(
+        f, json["budget_curves_by_objective"], "budget_curves_by_objective", budget_shape,
+        read_budget_point);
   }
   for (const auto& [key, value] : json.items()) {
-    static const char* known[] = {"experiment",         "seed",        "config_hash", "systems",
-                                  "metric_definitions", "comparisons", "phases",      "curve"};
+    static const char* known[] = {"experiment",          "seed",
+                                  "config_hash",         "systems",
+                                  "metric_definitions",  "comparisons",
+                                  "phases",              "curve",
+                                  "budget_curve",        "curves_by_objective",
+                                  "budget_curves_by_objective"};
     if (std::find(std::begin(known), std::end(known), key) == std::end(known))
       r.other.push_back({key, value.dump(), value.dump(2)});
   }

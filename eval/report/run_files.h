@@ -43,11 +43,25 @@ struct Phase {
   std::string details;
 };
 
-// A point of an accuracy-cost trade-off curve (a router's lambda sweep).
+// A point of an accuracy-cost trade-off curve (a router's lambda sweep). `cost_key` names what
+// `cost` is when the point gives a cost object ("flops", else "agent_calls"); empty for a number.
 struct CurvePoint {
   double lambda = 0;
   double score = 0;
   double cost = 0;
+  std::string cost_key;
+};
+
+// A point of a budget curve (a router held to a cost budget): the budget (a fraction of the
+// reference team's cost), score and cost as a curve point's, and what the calibration chose.
+struct BudgetPoint {
+  double budget = 0;
+  double score = 0;
+  double cost = 0;
+  std::string cost_key;
+  std::optional<std::pair<double, double>> ci95;
+  std::optional<double> cost_vs_best_team, mu, policy_lambda;
+  std::optional<bool> feasible;
 };
 
 // A top-level report.json entry the page has no section for, as compact and as indented JSON.
@@ -65,6 +79,11 @@ struct RunReport {
   std::vector<Comparison> comparisons;
   std::vector<Phase> phases;
   std::vector<CurvePoint> curve;
+  std::vector<BudgetPoint> budget_curve;
+  // Per training objective ("reinforce", "ppo"), in file order; `curve` and `budget_curve` are
+  // usually the first objective's.
+  std::vector<std::pair<std::string, std::vector<CurvePoint>>> curves_by_objective;
+  std::vector<std::pair<std::string, std::vector<BudgetPoint>>> budget_curves_by_objective;
   std::vector<OtherEntry> other;
 };
 

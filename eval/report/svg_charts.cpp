@@ -225,10 +225,11 @@ std::string line_chart_svg(const LineChart& chart) {
         ys_all.push_back(s.y[i]);
       }
     }
+    if (!s.in_legend) continue;
     entries.emplace_back(s.name, s.color);
     names.push_back(s.name);
   }
-  const bool legend = chart.legend && !chart.series.empty();
+  const bool legend = chart.legend && !entries.empty();
   const double plot_width = 400, plot_height = 210;
   const double left = 70, top = 34;
   const double width = left + plot_width + (legend ? 16 + legend_width(names) : 24);

@@ -27,6 +27,7 @@ struct Series {
   size_t color = 0;                       // index into series_color
   bool lines = true;                      // join the points
   bool points = false;                    // mark every point (a single point is always marked)
+  bool in_legend = true;                  // false: named only by its point labels and tooltip
 };
 
 struct LineChart {

@@ -87,6 +87,36 @@ json report_json(const FixtureOptions& options) {
                        {{"lambda", 0.5}, {"score", 0.7}, {"cost", 1.5}},
                        {{"lambda", 1.0}, {"score", 0.4}, {"cost", 1.0}}};
   }
+  if (options.with_budget_curves) {
+    // Scores on the first metric (kv_subs); costs in FLOPs between the agents' and the team's.
+    auto cost = [](double flops) { return json{{"agent_calls", 1.0}, {"flops", flops}}; };
+    auto lambda_point = [&](double lambda, double score, double flops) {
+      return json{{"lambda", lambda}, {"score", score}, {"cost", cost(flops)}};
+    };
+    auto budget_point = [&](double budget, double score, double flops, bool feasible) {
+      return json{{"budget", budget},     {"score", score},
+                  {"ci95", {score - 0.05, score + 0.05}},
+                  {"cost", cost(flops)},  {"cost_vs_best_team", flops / 9.0e7},
+                  {"feasible", feasible}, {"mu", 0.25},
+                  {"policy_lambda", 0.5}};
+    };
+    const json reinforce = {lambda_point(0.0, 0.85, 6.0e7), lambda_point(0.5, 0.7, 2.5e7),
+                            lambda_point(1.0, 0.4, 4.0e6)};
+    const json ppo = {lambda_point(0.0, 0.8, 5.0e7), lambda_point(1.0, 0.35, 3.5e6)};
+    const json reinforce_budgets = {budget_point(0.1, 0.3, 8.0e6, false),
+                                    budget_point(0.5, 0.65, 4.0e7, true)};
+    const json ppo_budgets = {budget_point(0.5, 0.6, 3.8e7, true)};
+    report["curve"] = reinforce;
+    report["budget_curve"] = reinforce_budgets;
+    report["curves_by_objective"] = {{"reinforce", reinforce}, {"ppo", ppo}};
+    report["budget_curves_by_objective"] = {{"reinforce", reinforce_budgets},
+                                            {"ppo", ppo_budgets}};
+    json router = systems[0];
+    router["name"] = "router-reinforce-lambda-0.5";
+    router["metrics"]["kv_subs"]["value"] = 0.7;
+    router["cost"] = cost(2.5e7);
+    report["systems"].push_back(router);
+  }
   return report;
 }
 

@@ -15,6 +15,10 @@ struct FixtureOptions {
   bool with_curve = true;  // a top-level curve
   bool with_optional_files =
       true;  // config.yaml, metrics.jsonl files, transcripts.jsonl, attention.jsonl
+  // A router run's curves: budget_curve, curves_by_objective and budget_curves_by_objective
+  // ("reinforce", "ppo"; curve and budget_curve repeat reinforce's), cost objects with FLOPs, and
+  // a fourth system "router-reinforce-lambda-0.5" that is a point of the reinforce lambda sweep.
+  bool with_budget_curves = false;
 };
 
 // Writes a small run folder: report.json with three systems (one named kHostile) on two accuracy

@@ -17,6 +17,7 @@ namespace chorus::eval::report {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::FixtureOptions;
 using testing::kHostile;
 using testing::read_text;
 using testing::write_fixture_run;
@@ -143,6 +144,115 @@ TEST_F(ReportHtmlTest, MissingOptionalFilesAreSaidPlainly) {
   EXPECT_NE(html.find("No <code>config.yaml</code>"), std::string::npos);
   EXPECT_NE(html.find("class=\"chart bar-chart\""), std::string::npos)
       << "the scores are still drawn";
+}
+
+// The data-series names of the chart titled `title`, in drawing order.
+std::vector<std::string> chart_series(const std::string& html, const std::string& title) {
+  const size_t start = html.find("aria-label=\"" + title + "\"");
+  if (start == std::string::npos) return {};
+  const size_t end = html.find("</svg>", start);
+  const std::string svg = html.substr(start, end - start);
+  std::vector<std::string> names;
+  const std::regex series("<g class=\"series\" data-series=\"([^\"]*)\"");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), series);
+       it != std::sregex_iterator(); ++it)
+    names.push_back((*it)[1]);
+  return names;
+}
+
+TEST_F(ReportHtmlTest, LambdaCurveAloneIsTheOneSeriesChart) {
+  write_fixture_run(root_);
+  const std::string html = render_report_html(root_);
+  EXPECT_EQ(chart_series(html, "score vs cost along the curve"),
+            std::vector<std::string>{"curve"});
+  EXPECT_EQ(html.find("router curves and fixed systems"), std::string::npos);
+  EXPECT_EQ(html.find("class=\"budgets\""), std::string::npos);
+  EXPECT_NE(html.find(">\u03bb=0.5</text>"), std::string::npos);
+}
+
+TEST_F(ReportHtmlTest, BudgetAndObjectiveCurvesAreLabelledSeries) {
+  FixtureOptions options;
+  options.with_budget_curves = true;
+  write_fixture_run(root_, options);
+  const std::string html = render_report_html(root_);
+  const std::string title = "score vs cost: router curves and fixed systems";
+  // curve and budget_curve repeat reinforce's and are not drawn again; the router system sits on
+  // the reinforce sweep and is not drawn as a point; the fixed systems are.
+  // Objectives in file order (the fixture's JSON sorts keys: ppo first).
+  const std::vector<std::string> expected = {
+      "\u03bb sweep \u00b7 ppo",       "budget \u00b7 ppo",
+      "\u03bb sweep \u00b7 reinforce", "budget \u00b7 reinforce",
+      "agent-kv",                      "agent-math",
+      html_escape(kHostile)};
+  EXPECT_EQ(chart_series(html, title), expected);
+  const size_t chart = html.find("aria-label=\"" + title + "\"");
+  const std::string svg = html.substr(chart, html.find("</svg>", chart) - chart);
+  const size_t legend = svg.find("<g class=\"legend\">");
+  ASSERT_NE(legend, std::string::npos);
+  for (const char* name : {"\u03bb sweep \u00b7 reinforce", "budget \u00b7 reinforce",
+                           "\u03bb sweep \u00b7 ppo", "budget \u00b7 ppo"}) {
+    EXPECT_NE(svg.find(std::string(">") + name + "</text>", legend), std::string::npos) << name;
+  }
+  EXPECT_EQ(svg.find(">agent-math</text>", legend), std::string::npos)
+      << "systems are labelled beside their points, not in the legend";
+  EXPECT_NE(svg.find(">agent-math</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">b=0.1 (infeasible)</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">b=0.5</text>"), std::string::npos);
+  EXPECT_NE(svg.find("flops per example (log scale)"), std::string::npos);
+  EXPECT_NE(svg.find("score (kv_subs)"), std::string::npos)
+      << "the metric under which the router system is a curve point";
+  EXPECT_EQ(svg.find("router-reinforce-lambda-0.5"), std::string::npos);
+  EXPECT_EQ(count(html, "<table class=\"budgets\">"), 2u) << "one per objective";
+  EXPECT_NE(html.find("budget curve \u00b7 ppo"), std::string::npos);
+  EXPECT_EQ(html.find("aria-label=\"score vs cost along the curve\""), std::string::npos);
+}
+
+TEST_F(ReportHtmlTest, CurvesNotRepeatedPerObjectiveAreDrawnOnTheirOwn) {
+  write_fixture_run(root_);
+  const std::string curves =
+      R"("curve": [{"lambda": 0, "score": 0.6, "cost": {"flops": 20}}],
+         "budget_curve": [{"budget": 0.5, "score": 0.55, "cost": {"flops": 12}}]})";
+  write_text(root_ / "report.json",
+             R"({"systems": [{"name": "arm", "metrics": {"em": {"value": 0.5}}, "cost": {"flops": 10}},
+                 {"name": "router-budget", "metrics": {"em": {"value": 0.55}}, "cost": {"flops": 12}}],)" +
+                 curves);
+  std::string html = render_report_html(root_);
+  const std::string title = "score vs cost: router curves and fixed systems";
+  EXPECT_EQ(chart_series(html, title), (std::vector<std::string>{"\u03bb sweep", "budget", "arm"}));
+  EXPECT_EQ(count(html, "<table class=\"budgets\">"), 1u);
+  EXPECT_EQ(html.find("The systems are not plotted"), std::string::npos);
+
+  // No system is a curve point: the curves' metric is unknown and the systems are left out.
+  write_text(root_ / "report.json",
+             R"({"systems": [{"name": "arm", "metrics": {"em": {"value": 0.5}}, "cost": {"flops": 10}}],)" +
+                 curves);
+  html = render_report_html(root_);
+  EXPECT_EQ(chart_series(html, title), (std::vector<std::string>{"\u03bb sweep", "budget"}));
+  EXPECT_NE(html.find("The systems are not plotted"), std::string::npos);
+}
+
+TEST_F(ReportHtmlTest, MalformedBudgetCurveNamesTheKey) {
+  write_fixture_run(root_);
+  write_text(
+      root_ / "report.json",
+      R"({"systems": [], "budget_curves_by_objective": {"ppo": [{"budget": 0.5, "score": 0.5, "cost": 1}, {"budget": "half", "score": 0.5, "cost": 1}]}})");
+  std::string message = render_error(root_);
+  EXPECT_NE(message.find(
+                "report.json: budget_curves_by_objective.ppo[1].budget: expected a number, got "
+                "\"half\""),
+            std::string::npos)
+      << message;
+  write_text(root_ / "report.json", R"({"systems": [], "curves_by_objective": [1]})");
+  message = render_error(root_);
+  EXPECT_NE(message.find("report.json: curves_by_objective: expected an object of objective"),
+            std::string::npos)
+      << message;
+  write_text(root_ / "report.json",
+             R"({"systems": [], "budget_curve": [{"budget": 1, "score": 1, "cost": 1, "feasible": "yes"}]})");
+  message = render_error(root_);
+  EXPECT_NE(message.find("report.json: budget_curve[0].feasible: expected true or false"),
+            std::string::npos)
+      << message;
 }
 
 TEST_F(ReportHtmlTest, WritesReportHtmlAtomically) {

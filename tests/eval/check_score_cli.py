@@ -11,19 +11,7 @@ import tempfile
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
-
-def data_root():
-    if os.environ.get("CHORUS_DATA"):
-        return os.environ["CHORUS_DATA"]
-    here = os.getcwd()
-    while True:
-        candidate = os.path.join(here, "..", "shared", "data")
-        if os.path.isdir(candidate):
-            return candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
+from shared_data import data_root
 
 
 def main():

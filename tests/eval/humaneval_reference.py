@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from shared_data import data_root
+
 # Completions every selected problem gets. Each is a function of the problem.
 CORE_KINDS = {
     "canonical": lambda p: p["canonical_solution"],
@@ -84,20 +86,6 @@ def wrong_answer(problem):
     if match is None:
         return "    return None\n"
     return solution[:match.start()] + str(int(match.group(1)) + 1) + solution[match.end():]
-
-
-def data_root():
-    if os.environ.get("CHORUS_DATA"):
-        return os.environ["CHORUS_DATA"]
-    here = os.getcwd()
-    while True:
-        candidate = os.path.join(here, "..", "shared", "data")
-        if os.path.isdir(candidate):
-            return candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
 
 
 def category(result):

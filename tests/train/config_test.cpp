@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "tests/train/error_of.h"
 
 namespace {
 
@@ -45,17 +46,7 @@ class ConfigFiles : public ::testing::Test {
   fs::path dir_;
 };
 
-// The message of the chorus::Error thrown by `action` (fails the test when none is thrown).
-template <class F>
-std::string error_of(F&& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a chorus::Error";
-  return "";
-}
+using chorus::testing::error_of;
 
 // ---------------------------------------------------------------------------------------------
 // Includes.

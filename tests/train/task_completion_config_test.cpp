@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "tests/train/error_of.h"
 
 namespace {
 
@@ -19,16 +20,7 @@ using chorus::eval::PredicateKind;
 using chorus::train::Config;
 using ::testing::HasSubstr;
 
-template <class F>
-std::string error_of(F&& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a chorus::Error";
-  return "";
-}
+using chorus::testing::error_of;
 
 const std::vector<std::string> kSets = {"kv_subs", "num_math"};
 

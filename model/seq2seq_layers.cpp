@@ -17,6 +17,15 @@ torch::Tensor WeightLoader::take(const std::string& name, at::IntArrayRef shape)
   return weights_.at(name, shape).to(dtype_).contiguous().clone();
 }
 
+void WeightLoader::take_into(const std::string& name, at::IntArrayRef shape, torch::Tensor destination) {
+  expected_.push_back(name);
+  if (!weights_.contains(name)) {
+    destination.zero_();
+    return;
+  }
+  destination.copy_(weights_.at(name, shape));
+}
+
 torch::Tensor WeightLoader::take_or(const std::string& name, at::IntArrayRef shape, const torch::Tensor& fallback) {
   if (!weights_.contains(name)) return fallback;
   return take(name, shape);

@@ -23,6 +23,8 @@ class WeightLoader {
   torch::Tensor take(const std::string& name, at::IntArrayRef shape);
   // take() when present, else `fallback` (for tensors the reference may omit).
   torch::Tensor take_or(const std::string& name, at::IntArrayRef shape, const torch::Tensor& fallback);
+  // take() written into `destination` (a block of a larger tensor) without a temporary copy.
+  void take_into(const std::string& name, at::IntArrayRef shape, torch::Tensor destination);
   bool has(const std::string& name) const { return weights_.contains(name); }
   // Throws listing missing/unexpected tensors; `ignorable` may be present unread.
   void finish(const std::vector<std::string>& ignorable) const;

@@ -68,7 +68,8 @@ GenerationResult beam_search(const Seq2SeqModel& model, const EncoderOutput& enc
     auto step = model.decode_step(flat_running.narrow(1, cur_len - 1, 1), cache, options.output_hidden_states);
     if (options.output_hidden_states) result.decoder_hidden_states.push_back(std::move(step.hidden_states));
     auto logits = step.logits.select(1, -1).to(torch::kFloat32);
-    auto log_probs = process_logits(torch::log_softmax(logits, -1), flat_running, setup.processing);
+    auto log_probs = torch::log_softmax(logits, -1);
+    process_logits_in_place(log_probs, flat_running, setup.processing);
     auto step_log_probs = log_probs.reshape({batch, num_beams * vocab});
     log_probs = (log_probs.view({batch, num_beams, vocab}) + running_beam_scores.unsqueeze(2))
                     .reshape({batch, num_beams * vocab});

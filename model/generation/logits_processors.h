@@ -35,6 +35,11 @@ struct LogitsProcessing {
 // then (sampling) temperature, top-k, top-p. Returns a new tensor.
 torch::Tensor process_logits(const torch::Tensor& scores, const torch::Tensor& sequences,
                              const LogitsProcessing& processing);
+// The same, writing into `scores` (float32, one row per sequence): the decoding loops own their
+// scores, and a copy of every row of the vocabulary per step showed in profiles. Untouched when
+// no processor applies at this step.
+void process_logits_in_place(torch::Tensor& scores, const torch::Tensor& sequences,
+                             const LogitsProcessing& processing);
 
 // Each step in isolation (exposed for tests).
 torch::Tensor penalize_repetitions(const torch::Tensor& scores, const torch::Tensor& sequences, double penalty);

@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -16,7 +17,21 @@ namespace {
 
 struct T5Attention {
   torch::Tensor q, k, v, o;  // [H*D, d] x3, [d, H*D]
+  // Self-attention: q, k and v are row blocks of this one [3*H*D, d] tensor, so a decoding step
+  // makes one matrix-vector product (one parallel region) where it made three.
+  torch::Tensor qkv;
 };
+
+// The query, key and value projections of `h` [B, N, d], each [B, N, H*D]. One product with
+// the stacked weight while q, k and v still are its blocks and need no gradient; separate
+// products when they are trained (autograd sees the parameters) or were replaced.
+std::array<torch::Tensor, 3> project_qkv(const torch::Tensor& h, const T5Attention& a) {
+  if (a.qkv.defined() && !a.q.requires_grad() && a.q.data_ptr() == a.qkv.data_ptr()) {
+    auto parts = torch::linear(h, a.qkv).chunk(3, -1);
+    return {parts[0], parts[1], parts[2]};
+  }
+  return {torch::linear(h, a.q), torch::linear(h, a.k), torch::linear(h, a.v)};
+}
 
 struct T5FeedForward {
   torch::Tensor wi, wi_0, wi_1, wo;  // wi (plain) or wi_0/wi_1 (gated)
@@ -41,7 +56,22 @@ class T5Model final : public Seq2SeqModel {
     shared_ = take("shared.weight", {c.vocab_size, c.d_model});
     auto attention = [&](const std::string& prefix) {
       return T5Attention{take(prefix + ".q.weight", {inner, c.d_model}), take(prefix + ".k.weight", {inner, c.d_model}),
-                         take(prefix + ".v.weight", {inner, c.d_model}), take(prefix + ".o.weight", {c.d_model, inner})};
+                         take(prefix + ".v.weight", {inner, c.d_model}), take(prefix + ".o.weight", {c.d_model, inner}),
+                         {}};
+    };
+    // The parameters q, k and v registered as views into one stacked tensor, filled in place (no
+    // second copy, and no freed temporaries left in the heap).
+    auto self_attention = [&](const std::string& prefix) {
+      T5Attention a;
+      a.qkv = torch::empty({3 * inner, c.d_model}, torch::dtype(dtype));
+      loader.take_into(prefix + ".q.weight", {inner, c.d_model}, a.qkv.narrow(0, 0, inner));
+      loader.take_into(prefix + ".k.weight", {inner, c.d_model}, a.qkv.narrow(0, inner, inner));
+      loader.take_into(prefix + ".v.weight", {inner, c.d_model}, a.qkv.narrow(0, 2 * inner, inner));
+      a.q = add_weight(prefix + ".q.weight", a.qkv.narrow(0, 0, inner));
+      a.k = add_weight(prefix + ".k.weight", a.qkv.narrow(0, inner, inner));
+      a.v = add_weight(prefix + ".v.weight", a.qkv.narrow(0, 2 * inner, inner));
+      a.o = take(prefix + ".o.weight", {c.d_model, inner});
+      return a;
     };
     auto feed_forward = [&](const std::string& prefix) {
       T5FeedForward ff;
@@ -57,7 +87,7 @@ class T5Model final : public Seq2SeqModel {
     for (int64_t i = 0; i < c.encoder_layers; ++i) {
       const auto p = "encoder.block." + std::to_string(i) + ".layer.";
       T5Block b;
-      b.self_attention = attention(p + "0.SelfAttention");
+      b.self_attention = self_attention(p + "0.SelfAttention");
       b.self_norm = take(p + "0.layer_norm.weight", {c.d_model});
       b.feed_forward = feed_forward(p + "1.DenseReluDense");
       b.feed_forward_norm = take(p + "1.layer_norm.weight", {c.d_model});
@@ -69,7 +99,7 @@ class T5Model final : public Seq2SeqModel {
     for (int64_t i = 0; i < c.decoder_layers; ++i) {
       const auto p = "decoder.block." + std::to_string(i) + ".layer.";
       T5Block b;
-      b.self_attention = attention(p + "0.SelfAttention");
+      b.self_attention = self_attention(p + "0.SelfAttention");
       b.self_norm = take(p + "0.layer_norm.weight", {c.d_model});
       b.cross_attention = attention(p + "1.EncDecAttention");
       b.cross_norm = take(p + "1.layer_norm.weight", {c.d_model});
@@ -105,9 +135,10 @@ class T5Model final : public Seq2SeqModel {
       if (output_hidden_states) out.hidden_states.push_back(x);
       const auto& b = encoder_[i];
       auto h = rms_norm(x, b.self_norm, c.layer_norm_epsilon);
-      auto q = split_heads(torch::linear(h, b.self_attention.q), c.encoder_heads, c.head_dim);
-      auto k = split_heads(torch::linear(h, b.self_attention.k), c.encoder_heads, c.head_dim);
-      auto v = split_heads(torch::linear(h, b.self_attention.v), c.encoder_heads, c.head_dim);
+      const auto [q_proj, k_proj, v_proj] = project_qkv(h, b.self_attention);
+      auto q = split_heads(q_proj, c.encoder_heads, c.head_dim);
+      auto k = split_heads(k_proj, c.encoder_heads, c.head_dim);
+      auto v = split_heads(v_proj, c.encoder_heads, c.head_dim);
       auto a = attend(q, k, v, AttentionCall{1.0, false, bias, &padding});
       x = x + torch::linear(merge_heads(a), b.self_attention.o);
       x = x + feed_forward(b, rms_norm(x, b.feed_forward_norm, c.layer_norm_epsilon));
@@ -154,9 +185,10 @@ class T5Model final : public Seq2SeqModel {
       if (output_hidden_states) out.hidden_states.push_back(x);
       const auto& b = decoder_[i];
       auto h = rms_norm(x, b.self_norm, c.layer_norm_epsilon);
-      auto q = split_heads(torch::linear(h, b.self_attention.q), c.decoder_heads, c.head_dim);
-      auto k = split_heads(torch::linear(h, b.self_attention.k), c.decoder_heads, c.head_dim);
-      auto v = split_heads(torch::linear(h, b.self_attention.v), c.decoder_heads, c.head_dim);
+      const auto [q_proj, k_proj, v_proj] = project_qkv(h, b.self_attention);
+      auto q = split_heads(q_proj, c.decoder_heads, c.head_dim);
+      auto k = split_heads(k_proj, c.decoder_heads, c.head_dim);
+      auto v = split_heads(v_proj, c.decoder_heads, c.head_dim);
       auto [keys, values] = cache.append_self(i, k, v);
       auto a = attend(q, keys, values, AttentionCall{1.0, true, bias, nullptr});
       x = x + torch::linear(merge_heads(a), b.self_attention.o);

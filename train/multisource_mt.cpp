@@ -15,6 +15,7 @@
 #include <numeric>
 
 #include "collab/cost.h"
+#include "collab/voting.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "eval/metrics/bleu.h"
@@ -51,6 +52,21 @@ struct AgentEntry {
   TextAgentSpec spec;
 };
 
+// A mechanism that needs no training, evaluated beside the agents and the team
+// (evaluation.mechanisms.<name>).
+struct MechanismSpec {
+  std::string name;
+  std::string kind;                 // mbr, self_consistency, best_single_agent
+  std::vector<std::string> agents;  // mbr, best_single_agent: the agents taking part (default: all)
+  std::string agent;                // self_consistency: the agent sampled
+  int64_t samples = 8;              // self_consistency: N
+  double temperature = 0.7;
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  int64_t valid_examples = 200;  // best_single_agent: validation captions the choice is made on
+};
+
 struct Plan {
   uint64_t seed = 0;
   int threads = 0;
@@ -72,7 +88,56 @@ struct Plan {
   int64_t bootstrap_resamples = 1000;
   int64_t transcript_examples = 20;
   std::map<std::string, eval::TaskCompletionSpec> completion;  // the test split's success predicate, if declared
+  std::vector<MechanismSpec> mechanisms;
 };
+
+const std::vector<std::string> kMechanismKinds = {"mbr", "self_consistency", "best_single_agent"};
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+// evaluation.mechanisms: name -> {kind, ...}; the kind defaults to the name when that is a kind.
+std::vector<MechanismSpec> read_mechanisms(const ConfigView& evaluation, const std::vector<std::string>& agent_names) {
+  std::vector<MechanismSpec> out;
+  if (!evaluation.has("mechanisms")) return out;
+  const auto mechanisms = evaluation.child("mechanisms");
+  for (const auto& name : mechanisms.keys()) {
+    const auto view = mechanisms.child(name);
+    MechanismSpec m;
+    m.name = name;
+    const bool named_as_kind = std::find(kMechanismKinds.begin(), kMechanismKinds.end(), name) != kMechanismKinds.end();
+    m.kind = named_as_kind ? view.get_choice("kind", kMechanismKinds, name) : view.get_choice("kind", kMechanismKinds);
+    auto check_agent = [&](const std::string& key, const std::string& agent) {
+      CHORUS_CHECK(std::find(agent_names.begin(), agent_names.end(), agent) != agent_names.end(), view.origin(key),
+                   ": ", view.key_path(key), ": no agent '", agent, "' in this experiment (agents: ",
+                   joined(agent_names), ")");
+    };
+    if (m.kind == "self_consistency") {
+      m.agent = view.get<std::string>("agent", agent_names.front());
+      check_agent("agent", m.agent);
+      m.samples = view.get_int("samples", 8, 2, 256);
+      m.temperature = view.get_double("temperature", 0.7, 1e-6);
+      m.top_k = view.get_int("top_k", 0, 0);
+      m.top_p = view.get_double("top_p", 1.0, 1e-6, 1.0);
+      m.seed = static_cast<uint64_t>(view.get_int("seed", 0, 0));
+    } else {
+      m.agents = view.get<std::vector<std::string>>("agents", agent_names);
+      CHORUS_CHECK(m.agents.size() >= 2, view.origin("agents"), ": ", view.key_path("agents"),
+                   ": expected at least two agents to choose among, got ", m.agents.size());
+      for (const auto& a : m.agents) {
+        check_agent("agents", a);
+        CHORUS_CHECK(std::count(m.agents.begin(), m.agents.end(), a) == 1, view.origin("agents"), ": ",
+                     view.key_path("agents"), ": agent '", a, "' listed twice");
+      }
+      if (m.kind == "best_single_agent") m.valid_examples = view.get_int("valid_examples", 200, 1);
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
 
 fs::path split_file(const Plan& p, const std::string& split, const std::string& language) {
   const auto gz = p.data_folder / (split + "." + language + ".gz");
@@ -186,6 +251,9 @@ Plan read_plan(const Config& config) {
   p.bootstrap_resamples = evaluation.get_int("bootstrap_resamples", 1000, 10);
   p.transcript_examples = evaluation.get_int("transcript_examples", 20, 0);
   p.completion = read_task_completion(config, evaluation, {p.test_split});
+  std::vector<std::string> agent_names;
+  for (const auto& a : p.agents) agent_names.push_back(a.name);
+  p.mechanisms = read_mechanisms(evaluation, agent_names);
   config.check_all_keys_used();
   return p;
 }
@@ -303,7 +371,25 @@ struct SystemOutputs {
   int64_t source = -1;  // the agent whose source it translates; -1: every agent's (the team)
   std::vector<std::string> outputs;
   collab::ComputeCost cost;  // summed over the test rows
+  bool mechanism = false;
+  nlohmann::json details = nlohmann::json::object();  // what the mechanism chose (best_single_agent)
+  // Per row, for mechanisms that vote: the candidates ({from, text}) and the winner's index.
+  std::vector<nlohmann::json> candidates;
+  std::vector<size_t> winners;
 };
+
+// MBR with sentence-level chrF as the utility among `texts` (the candidates of one row).
+collab::VoteOutcome mbr_chrf(const std::vector<std::string>& from, const std::vector<std::string>& texts,
+                             const eval::ChrfScorer& chrf) {
+  std::vector<collab::Candidate> candidates;
+  for (size_t i = 0; i < texts.size(); ++i) candidates.push_back({from[i], collab::Response{texts[i], 0.0, 0}});
+  collab::VotingOptions options;
+  options.rule = collab::VoteRule::minimum_bayes_risk;
+  options.custom_utility = [&](const std::string& hypothesis, const std::string& reference) {
+    return chrf.sentence_score(hypothesis, {reference}).score;
+  };
+  return collab::vote(candidates, options);
+}
 
 }  // namespace
 
@@ -552,6 +638,120 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
   }
   phases["evaluation"] = {{"seconds", since(phase_start)}};
 
+  // 4b. Mechanisms without training, on the same test rows.
+  const auto mechanisms_start = Clock::now();
+  const eval::ChrfScorer chrf_utility;
+  auto agent_index = [&](const std::string& name) {
+    for (size_t i = 0; i < plan.agents.size(); ++i) {
+      if (plan.agents[i].name == name) return i;
+    }
+    throw Error("no agent '" + name + "'");
+  };
+  for (const auto& m : plan.mechanisms) {
+    const auto start = Clock::now();
+    SystemOutputs s;
+    s.name = "mechanism-" + m.name;
+    s.mechanism = true;
+    s.details = {{"kind", m.kind}};
+    if (m.kind == "mbr") {
+      s.description = "minimum Bayes risk (sentence chrF as the utility) over the greedy translations of " +
+                      joined(m.agents) + ", each from its own source";
+      s.details["agents"] = m.agents;
+      std::vector<size_t> members;
+      for (const auto& a : m.agents) members.push_back(agent_index(a));
+      for (const auto i : members) {
+        s.cost += systems[i].cost;  // every agent translates every row
+      }
+      for (size_t r = 0; r < test_split.size(); ++r) {
+        std::vector<std::string> texts;
+        for (const auto i : members) texts.push_back(systems[i].outputs[r]);
+        const auto outcome = mbr_chrf(m.agents, texts, chrf_utility);
+        s.outputs.push_back(texts[outcome.winner]);
+        nlohmann::json c = nlohmann::json::array();
+        for (size_t k = 0; k < texts.size(); ++k) c.push_back({{"from", m.agents[k]}, {"text", texts[k]}});
+        s.candidates.push_back(std::move(c));
+        s.winners.push_back(outcome.winner);
+      }
+      s.cost.seconds += since(start);
+    } else if (m.kind == "self_consistency") {
+      const auto i = agent_index(m.agent);
+      const auto& agent = agents.at(m.agent);
+      s.description = "agent '" + m.agent + "' sampled " + std::to_string(m.samples) + " times (temperature " +
+                      std::to_string(m.temperature) + ", top_k " + std::to_string(m.top_k) + ", top_p " +
+                      std::to_string(m.top_p) + "), minimum Bayes risk with sentence chrF among the samples";
+      s.details["agent"] = m.agent;
+      s.details["samples"] = m.samples;
+      s.details["temperature"] = m.temperature;
+      s.details["top_k"] = m.top_k;
+      s.details["top_p"] = m.top_p;
+      s.details["seed"] = m.seed;
+      std::vector<std::vector<std::string>> samples;
+      for (int64_t k = 0; k < m.samples; ++k) {
+        model::GenerationOptions sampling;
+        sampling.max_new_tokens = plan.max_new_tokens;
+        sampling.do_sample = true;
+        sampling.temperature = m.temperature;
+        sampling.top_k = m.top_k;
+        sampling.top_p = m.top_p;
+        sampling.seed = stream_seed(plan.seed + m.seed, k, 0x5C);
+        samples.push_back(translate_all(test_split, plan.eval_batch_size, [&](const std::vector<int64_t>& rows) {
+          std::vector<std::string> inputs;
+          for (const auto r : rows) inputs.push_back(test_split.sources[i][static_cast<size_t>(r)]);
+          return agent.generate_text(inputs, sampling);
+        }));
+        for (size_t r = 0; r < test_split.size(); ++r) {
+          s.cost += collab::seq2seq_call_cost(*agent.model, token_count(agent, test_split.sources[i][r]),
+                                              static_cast<int64_t>(agent.tokenizer->encode(samples.back()[r]).size()));
+        }
+      }
+      std::vector<std::string> from;
+      for (int64_t k = 0; k < m.samples; ++k) from.push_back(m.agent + "#" + std::to_string(k));
+      for (size_t r = 0; r < test_split.size(); ++r) {
+        std::vector<std::string> texts;
+        for (const auto& sample : samples) texts.push_back(sample[r]);
+        const auto outcome = mbr_chrf(from, texts, chrf_utility);
+        s.outputs.push_back(texts[outcome.winner]);
+        nlohmann::json c = nlohmann::json::array();
+        for (size_t k = 0; k < texts.size(); ++k) c.push_back({{"from", from[k]}, {"text", texts[k]}});
+        s.candidates.push_back(std::move(c));
+        s.winners.push_back(outcome.winner);
+      }
+      s.cost.seconds = since(start);
+    } else {  // best_single_agent
+      const auto valid = load_split(plan, plan.valid_split, m.valid_examples);
+      nlohmann::json scores = nlohmann::json::object();
+      std::string best;
+      double best_bleu = -1;
+      for (const auto& name : m.agents) {
+        const auto i = agent_index(name);
+        const auto& agent = agents.at(name);
+        const auto outputs = translate_all(valid, plan.eval_batch_size, [&](const std::vector<int64_t>& rows) {
+          std::vector<std::string> inputs;
+          for (const auto r : rows) inputs.push_back(valid.sources[i][static_cast<size_t>(r)]);
+          return agent.generate_text(inputs, greedy);
+        });
+        const double b = corpus_bleu(outputs, valid.targets);
+        scores[name] = b;
+        if (b > best_bleu) best_bleu = b, best = name;  // ties: the earlier agent
+      }
+      const auto& chosen = systems[agent_index(best)];
+      s.description = "the agent with the best validation BLEU among " + joined(m.agents) + " on " +
+                      std::to_string(valid.size()) + " " + plan.valid_split + " captions: '" + best + "'";
+      s.source = chosen.source;
+      s.outputs = chosen.outputs;
+      s.cost = chosen.cost;  // at test time only the chosen agent runs
+      s.details["agents"] = m.agents;
+      s.details["chosen"] = best;
+      s.details["valid_split"] = plan.valid_split;
+      s.details["valid_examples"] = valid.size();
+      s.details["valid_bleu"] = scores;
+      s.details["selection_seconds"] = since(start);
+    }
+    say("mechanism " + m.name + " (" + m.kind + "): " + std::to_string(since(start)) + " s");
+    systems.push_back(std::move(s));
+  }
+  if (!plan.mechanisms.empty()) phases["mechanisms"] = {{"seconds", since(mechanisms_start)}};
+
   // 5. The report: BLEU and chrF with bootstrap intervals, paired tests of the team against each agent.
   const eval::BleuScorer bleu;
   const eval::ChrfScorer chrf;
@@ -587,6 +787,15 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
                               {"description", s.description},
                               {"metrics", metrics},
                               {"cost", collab::to_json(s.cost.per_example(static_cast<double>(test_split.size())))}});
+    if (s.mechanism) {
+      auto details = s.details;
+      if (!s.winners.empty()) {
+        size_t changed = 0;  // rows where the winner is not the first candidate
+        for (const auto w : s.winners) changed += w != 0 ? 1 : 0;
+        details["rows_won_by_other_than_first_candidate"] = changed;
+      }
+      report_systems.back()["mechanism"] = details;
+    }
     for (int64_t r = 0; r < std::min<int64_t>(plan.transcript_examples, static_cast<int64_t>(test_split.size())); ++r) {
       const auto row = static_cast<size_t>(r);
       nlohmann::json line = {{"system", s.name}, {"set", plan.test_split}};
@@ -595,6 +804,13 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
       line["input"] = s.source < 0 ? inputs.dump() : test_split.sources[static_cast<size_t>(s.source)][row];
       line["target"] = test_split.targets[row];
       line["output"] = s.outputs[row];
+      if (!s.candidates.empty()) {
+        line["candidates"] = s.candidates[row];
+        line["winner"] = s.winners[row];
+        line["winner_from"] = s.candidates[row][s.winners[row]]["from"];
+      } else if (s.mechanism && s.details.contains("chosen")) {
+        line["chosen_agent"] = s.details["chosen"];
+      }
       if (!outcomes.empty()) {
         line["completed"] = outcomes[row].success;
         if (!outcomes[row].success) line["completion_failure"] = outcomes[row].reason;
@@ -602,19 +818,21 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
       transcripts += line.dump() + "\n";
     }
   }
+  // Every system that is not a single agent (the team, each mechanism) against each single agent.
   nlohmann::json comparisons = nlohmann::json::array();
-  const auto& team_system = systems.back();
-  for (size_t i = 0; i + 1 < systems.size(); ++i) {
-    for (const auto& [metric, score] : std::vector<std::pair<std::string, eval::ScoreFromTotals>>{
-             {bleu_metric, bleu.score_function()}, {chrf_metric, chrf.score_function()}}) {
-      const auto test = eval::paired_bootstrap_test(statistics[systems[i].name][metric],
-                                                    statistics[team_system.name][metric], score, bootstrap);
-      comparisons.push_back({{"system", team_system.name},
-                             {"baseline", systems[i].name},
-                             {"metric", metric},
-                             {"difference", test.system_score - test.baseline_score},
-                             {"p_value", test.p_value},
-                             {"test", "paired bootstrap"}});
+  for (size_t j = plan.agents.size(); j < systems.size(); ++j) {
+    for (size_t i = 0; i < plan.agents.size(); ++i) {
+      for (const auto& [metric, score] : std::vector<std::pair<std::string, eval::ScoreFromTotals>>{
+               {bleu_metric, bleu.score_function()}, {chrf_metric, chrf.score_function()}}) {
+        const auto test = eval::paired_bootstrap_test(statistics[systems[i].name][metric],
+                                                      statistics[systems[j].name][metric], score, bootstrap);
+        comparisons.push_back({{"system", systems[j].name},
+                               {"baseline", systems[i].name},
+                               {"metric", metric},
+                               {"difference", test.system_score - test.baseline_score},
+                               {"p_value", test.p_value},
+                               {"test", "paired bootstrap"}});
+      }
     }
   }
   phases["total"] = {{"seconds", since(total_start)}};
@@ -638,7 +856,9 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
       {"cost_definition",
        "mean per test sentence; agent_calls counts translations and encodings, tokens as each agent "
        "tokenizes them, flops estimated from the models' shapes (collab/cost.h; the team adds the other "
-       "agents' encoders and the head), seconds is wall time of batched greedy decoding on this machine"},
+       "agents' encoders and the head; a mechanism adds every call it makes: MBR all its agents' translations, "
+       "self-consistency its N samples, the best single agent only the chosen agent at test time, its "
+       "validation decoding recorded apart), seconds is wall time of batched decoding on this machine"},
       {"systems", report_systems},
       {"comparisons", comparisons},
       {"phases", phases},
@@ -655,7 +875,7 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
     std::cerr << line;
     for (const auto& s : report_systems) {
       const auto& m = s["metrics"];
-      std::snprintf(line, sizeof line, "%-20s %8.2f [%5.2f,%5.2f] %8.2f [%5.2f,%5.2f]\n",
+      std::snprintf(line, sizeof line, "%-34s %8.2f [%5.2f,%5.2f] %8.2f [%5.2f,%5.2f]\n",
                     s["name"].get<std::string>().c_str(), m[bleu_metric]["value"].get<double>(),
                     m[bleu_metric]["ci95"][0].get<double>(), m[bleu_metric]["ci95"][1].get<double>(),
                     m[chrf_metric]["value"].get<double>(), m[chrf_metric]["ci95"][0].get<double>(),
@@ -667,7 +887,7 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
       std::cerr << "\ntask completion on " << plan.test_split << " (" << eval::describe(predicate->second) << ")\n";
       for (const auto& s : report_systems) {
         const auto& m = s["metrics"][metric];
-        std::snprintf(line, sizeof line, "%-20s %8.3f [%5.3f,%5.3f]\n", s["name"].get<std::string>().c_str(),
+        std::snprintf(line, sizeof line, "%-34s %8.3f [%5.3f,%5.3f]\n", s["name"].get<std::string>().c_str(),
                       m["value"].get<double>(), m["ci95"][0].get<double>(), m["ci95"][1].get<double>());
         std::cerr << line;
       }

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -18,7 +19,9 @@
 #include <nlohmann/json.hpp>
 
 #include "collab/agent.h"
+#include "collab/voting.h"
 #include "common/error.h"
+#include "eval/metrics/chrf.h"
 #include "train/config.h"
 #include "train/multisource_mt.h"
 #include "train/run_folder.h"
@@ -229,6 +232,101 @@ TEST_F(MultiSourceTest, ConfigMistakesFailBeforeAnyWork) {
   fails_with({"team.residual=replace"}, "team.residual");
   fails_with({"agents.fr_de.overrides=[agent.train.stesp=3]"}, "did you mean 'agent.train.steps'");
   fails_with({"team.heds=2"}, "did you mean 'team.heads'");
+  // Mechanisms: each mistake names its key.
+  fails_with({"evaluation.mechanisms={sc: {kind: self_consistency, agent: es_de}}"}, "evaluation.mechanisms.sc.agent");
+  fails_with({"evaluation.mechanisms={sc: {kind: self_consistency, agent: es_de}}"}, "no agent 'es_de'");
+  fails_with({"evaluation.mechanisms={sc: {kind: self_consistency, samples: 1}}"}, "evaluation.mechanisms.sc.samples");
+  fails_with({"evaluation.mechanisms={m: {kind: debate}}"}, "evaluation.mechanisms.m.kind");
+  fails_with({"evaluation.mechanisms={m: {agents: [en_de, fr_de]}}"}, "evaluation.mechanisms.m.kind");
+  fails_with({"evaluation.mechanisms={mbr: {agents: [en_de]}}"}, "expected at least two agents");
+  fails_with({"evaluation.mechanisms={mbr: {agents: [en_de, es_de]}}"}, "evaluation.mechanisms.mbr.agents");
+  fails_with({"evaluation.mechanisms={mbr: {kind: mbr, samples: 3}}"}, "evaluation.mechanisms.mbr.samples");
+}
+
+// MBR over the agents, self-consistency and the best single agent are systems beside the agents and
+// the team, with their costs, paired tests and transcripts (candidates and the winner).
+TEST_F(MultiSourceTest, MechanismsWithoutTrainingAreSystemsWithCostsAndTranscripts) {
+  ExperimentRun run;
+  run.folder = dir_ / "run";
+  run.quiet = true;
+  const auto report = read_json(run_multisource_mt_experiment(
+      Config::load(dir_ / "experiment.yaml",
+                   {"team.train.steps=1",
+                    "evaluation.mechanisms={mbr: {}, sc: {kind: self_consistency, agent: fr_de, samples: 3, "
+                    "temperature: 1.0, top_k: 5, seed: 4}, best_single_agent: {valid_examples: 10}}"}),
+      run));
+  const std::vector<std::string> names = {"agent-en_de", "agent-fr_de", "team-fusion", "mechanism-mbr",
+                                          "mechanism-sc", "mechanism-best_single_agent"};
+  ASSERT_EQ(report["systems"].size(), names.size());
+  std::map<std::string, nlohmann::json> by_name;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto& system = report["systems"][i];
+    EXPECT_EQ(system["name"], names[i]);
+    by_name[names[i]] = system;
+    for (const char* metric : {"bleu_test", "chrf_test"}) {
+      const double value = system["metrics"][metric]["value"];
+      EXPECT_GE(value, 0.0);
+      EXPECT_LE(value, 100.0);
+    }
+  }
+  const auto& mbr = by_name["mechanism-mbr"];
+  const auto& sc = by_name["mechanism-sc"];
+  const auto& best = by_name["mechanism-best_single_agent"];
+  EXPECT_EQ(mbr["cost"]["agent_calls"].get<double>(), 2.0);
+  EXPECT_NEAR(mbr["cost"]["flops"].get<double>(),
+              by_name["agent-en_de"]["cost"]["flops"].get<double>() + by_name["agent-fr_de"]["cost"]["flops"].get<double>(),
+              1e-6 * mbr["cost"]["flops"].get<double>());
+  EXPECT_EQ(sc["cost"]["agent_calls"].get<double>(), 3.0);
+  EXPECT_EQ(sc["cost"]["tokens_in"].get<double>(), 3.0 * by_name["agent-fr_de"]["cost"]["tokens_in"].get<double>());
+  EXPECT_EQ(sc["mechanism"]["samples"], 3);
+  EXPECT_EQ(sc["mechanism"]["agent"], "fr_de");
+  // The best single agent is the one with the higher validation BLEU, and is that agent on the test set.
+  const auto& valid_bleu = best["mechanism"]["valid_bleu"];
+  const std::string chosen = best["mechanism"]["chosen"];
+  EXPECT_EQ(chosen, valid_bleu["en_de"].get<double>() >= valid_bleu["fr_de"].get<double>() ? "en_de" : "fr_de");
+  EXPECT_EQ(best["mechanism"]["valid_examples"], 10);
+  EXPECT_EQ(best["metrics"]["bleu_test"]["value"], by_name["agent-" + chosen]["metrics"]["bleu_test"]["value"]);
+  EXPECT_EQ(best["cost"]["agent_calls"].get<double>(), 1.0);
+  // Every non-agent system against each agent, BLEU and chrF.
+  EXPECT_EQ(report["comparisons"].size(), 4u * 2u * 2u);
+
+  // Transcripts: the voting mechanisms carry their candidates and the MBR winner under sentence chrF.
+  const eval::ChrfScorer chrf;
+  std::ifstream transcripts(run.folder / "transcripts.jsonl");
+  std::map<std::string, int> lines;
+  for (std::string text; std::getline(transcripts, text);) {
+    const auto line = nlohmann::json::parse(text);
+    const std::string system = line["system"];
+    ++lines[system];
+    if (system != "mechanism-mbr" && system != "mechanism-sc") continue;
+    const auto& candidates = line["candidates"];
+    ASSERT_EQ(candidates.size(), system == "mechanism-mbr" ? 2u : 3u);
+    const size_t winner = line["winner"];
+    ASSERT_LT(winner, candidates.size());
+    EXPECT_EQ(line["output"], candidates[winner]["text"]);
+    EXPECT_EQ(line["winner_from"], candidates[winner]["from"]);
+    std::vector<double> expected(candidates.size(), 0.0);
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      for (size_t j = 0; j < candidates.size(); ++j) {
+        if (i != j) expected[i] += chrf.sentence_score(candidates[i]["text"], {candidates[j]["text"]}).score;
+      }
+    }
+    // vote() groups candidates by their normalised text and returns the first of the best group.
+    double group_best = 0;
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      if (collab::normalise_answer(candidates[i]["text"].get<std::string>()) ==
+          collab::normalise_answer(candidates[winner]["text"].get<std::string>())) {
+        group_best = std::max(group_best, expected[i]);
+      }
+    }
+    EXPECT_GE(group_best + 1e-9, *std::max_element(expected.begin(), expected.end())) << text;
+    if (system == "mechanism-mbr") {
+      EXPECT_EQ(candidates[0]["from"], "en_de");
+      EXPECT_EQ(candidates[1]["from"], "fr_de");
+    }
+  }
+  EXPECT_EQ(lines.size(), names.size());
+  for (const auto& name : names) EXPECT_EQ(lines[name], 3) << name;
 }
 
 }  // namespace

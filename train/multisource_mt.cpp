@@ -824,6 +824,17 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
     for (size_t i = 0; i < plan.agents.size(); ++i) {
       for (const auto& [metric, score] : std::vector<std::pair<std::string, eval::ScoreFromTotals>>{
                {bleu_metric, bleu.score_function()}, {chrf_metric, chrf.score_function()}}) {
+        if (systems[j].outputs == systems[i].outputs) {
+          // The same outputs (e.g. the best single agent is this agent): every resample differs by
+          // exactly zero, and the bootstrap's p floor would read as a significant difference.
+          comparisons.push_back({{"system", systems[j].name},
+                                 {"baseline", systems[i].name},
+                                 {"metric", metric},
+                                 {"difference", 0.0},
+                                 {"p_value", 1.0},
+                                 {"test", "identical outputs"}});
+          continue;
+        }
         const auto test = eval::paired_bootstrap_test(statistics[systems[i].name][metric],
                                                       statistics[systems[j].name][metric], score, bootstrap);
         comparisons.push_back({{"system", systems[j].name},

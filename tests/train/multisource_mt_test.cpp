@@ -289,6 +289,16 @@ TEST_F(MultiSourceTest, MechanismsWithoutTrainingAreSystemsWithCostsAndTranscrip
   EXPECT_EQ(best["cost"]["agent_calls"].get<double>(), 1.0);
   // Every non-agent system against each agent, BLEU and chrF.
   EXPECT_EQ(report["comparisons"].size(), 4u * 2u * 2u);
+  // The best single agent against the agent it chose: the same outputs, reported as such (p = 1).
+  size_t identical = 0;
+  for (const auto& c : report["comparisons"]) {
+    if (c["system"] != "mechanism-best_single_agent" || c["baseline"] != "agent-" + chosen) continue;
+    EXPECT_EQ(c["test"], "identical outputs");
+    EXPECT_EQ(c["p_value"].get<double>(), 1.0);
+    EXPECT_EQ(c["difference"].get<double>(), 0.0);
+    ++identical;
+  }
+  EXPECT_EQ(identical, 2u);
 
   // Transcripts: the voting mechanisms carry their candidates and the MBR winner under sentence chrF.
   const eval::ChrfScorer chrf;

@@ -22,6 +22,11 @@
 // CTranslate2's Translator has no encoder-only call: its encoder row times
 // encoding plus one decoding step.
 //
+// gemm_floor rows time only the matrix products each case must do (see BM_Floor), with
+// LibTorch's matmul at the same thread count: an upper bound on tokens/s for any fp32
+// implementation of the model on that GEMM. The table's of_floor column is Chorus's
+// tokens/s over the floor's; a rival's ratio to Chorus cannot exceed its ratio to the floor.
+//
 // All three systems run their threads on libgomp, whose barriers spin: with other
 // load on the same cores, multi-threaded figures collapse (by up to 10x, and
 // unevenly between systems). Run on an otherwise idle machine; the load average
@@ -297,11 +302,121 @@ void BM_Chorus(benchmark::State& state, const Case& c) {
   }
 }
 
+// The floor: the matrix products a case cannot avoid, and nothing else, timed with LibTorch's
+// matmul (MKL) at the same thread count over weights of the model's shapes, one distinct tensor
+// per layer and projection as in the model (so they stream from memory as the model's do), into
+// preallocated outputs. Encoder: per layer the q/k/v, output and feed-forward products over all
+// B x S source rows. Decoder: the cross-attention keys and values of the source once per layer,
+// then per step and layer, over B x beams rows, the self-attention q/k/v and output, the
+// cross-attention query and output, the feed-forward products, and the vocabulary projection.
+// Attention itself (a few kFLOPs per row here), norms, activations, embeddings, the search and
+// every dispatch are left out, so no implementation of the same model in fp32 on this library's
+// GEMM can decode faster: tokens/s of the floor is an upper bound.
+struct FloorLayer {
+  torch::Tensor qkv, o, cross_q, cross_kv, cross_o, wi, wo;
+};
+
+struct FloorModel {
+  std::vector<FloorLayer> encoder, decoder;
+  torch::Tensor lm_head;
+};
+
+const FloorModel& floor_model(const chorus::model::Seq2SeqConfig& c) {
+  static const FloorModel m = [&c] {
+    torch::manual_seed(0);
+    const int64_t inner = c.encoder_heads * c.head_dim, d = c.d_model;
+    const int64_t ffn_rows = (c.gated_ffn ? 2 : 1) * c.encoder_ffn_dim;  // gated: wi_0 and wi_1
+    auto w = [](int64_t rows, int64_t cols) { return torch::randn({rows, cols}) * 0.02; };
+    FloorModel f;
+    for (int64_t i = 0; i < c.encoder_layers; ++i)
+      f.encoder.push_back({w(3 * inner, d), w(d, inner), {}, {}, {}, w(ffn_rows, d), w(d, c.encoder_ffn_dim)});
+    for (int64_t i = 0; i < c.decoder_layers; ++i) {
+      f.decoder.push_back({w(3 * inner, d), w(d, inner), w(inner, d), w(2 * inner, d), w(d, inner),
+                           w((c.gated_ffn ? 2 : 1) * c.decoder_ffn_dim, d), w(d, c.decoder_ffn_dim)});
+    }
+    f.lm_head = w(c.vocab_size, d);
+    return f;
+  }();
+  return m;
+}
+
+// y = x W^T into a buffer of its own (one per shape), as torch::linear without a bias does.
+class FloorProducts {
+ public:
+  void operator()(const torch::Tensor& x, const torch::Tensor& weight) {
+    auto& out = buffers_[{x.size(0), weight.size(0)}];
+    if (!out.defined()) out = torch::empty({x.size(0), weight.size(0)});
+    at::mm_out(out, x, weight.t());
+  }
+
+ private:
+  std::map<std::pair<int64_t, int64_t>, torch::Tensor> buffers_;
+};
+
+void floor_once(const FloorModel& m, const chorus::model::Seq2SeqConfig& c, const Case& k,
+                FloorProducts& mm) {
+  const int64_t inner = c.encoder_heads * c.head_dim;
+  const auto source = torch::randn({k.batch * k.source_len, c.d_model});
+  const auto source_inner = torch::randn({k.batch * k.source_len, inner});
+  const auto source_ffn = torch::randn({k.batch * k.source_len, c.encoder_ffn_dim});
+  for (const auto& l : m.encoder) {
+    mm(source, l.qkv);
+    mm(source_inner, l.o);
+    mm(source, l.wi);
+    mm(source_ffn, l.wo);
+  }
+  if (k.encoder_only) return;
+  for (const auto& l : m.decoder) mm(source, l.cross_kv);
+  const int64_t rows = k.batch * k.beams;
+  const auto x = torch::randn({rows, c.d_model});
+  const auto x_inner = torch::randn({rows, inner});
+  const auto x_ffn = torch::randn({rows, c.decoder_ffn_dim});
+  for (int64_t step = 0; step < k.new_tokens; ++step) {
+    for (const auto& l : m.decoder) {
+      mm(x, l.qkv);
+      mm(x_inner, l.o);
+      mm(x, l.cross_q);
+      mm(x_inner, l.cross_o);
+      mm(x, l.wi);
+      mm(x_ffn, l.wo);
+    }
+    mm(x, m.lm_head);
+  }
+}
+
+std::map<std::string, CaseResult> g_floor;  // for the closing table
+
+void BM_Floor(benchmark::State& state, const Case& c) {
+  if (!model_error().empty()) return state.SkipWithError(model_error().c_str());
+  double load_seconds = 0;
+  const auto& config = chorus_model(load_seconds)->config();
+  const FloorModel& m = floor_model(config);
+  torch::NoGradGuard no_grad;
+  FloorProducts mm;
+  floor_once(m, config, c, mm);  // warm-up (and the output buffers)
+  CaseResult& r = g_floor[c.name];
+  r.seconds.clear();
+  r.tokens = c.tokens();
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    floor_once(m, config, c, mm);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    state.SetIterationTime(seconds);
+    r.seconds.push_back(seconds);
+  }
+  state.counters["tokens_per_s"] = r.tokens_per_s();
+  state.counters["threads"] = g_settings.threads;
+  const auto mine = g_chorus.find(c.name);
+  if (mine != g_chorus.end() && !mine->second.seconds.empty()) {
+    state.counters["chorus_of_floor"] = mine->second.tokens_per_s() / r.tokens_per_s();
+  }
+}
+
 void print_table() {
   std::printf("\nseq2seq, %d threads, median of %d runs: tokens/s (peak RSS MiB)\n", g_settings.threads,
               g_settings.reps);
-  std::printf("%-18s %22s %22s %22s %10s %10s\n", "case", "chorus", "transformers", "ctranslate2", "vs_hf",
-              "vs_ct2");
+  std::printf("%-18s %22s %22s %22s %10s %10s %12s %10s\n", "case", "chorus", "transformers", "ctranslate2",
+              "vs_hf", "vs_ct2", "gemm_floor", "of_floor");
   for (const Case& c : cases()) {
     auto cell = [](const CaseResult* r) {
       char buf[64];
@@ -322,8 +437,11 @@ void print_table() {
       std::snprintf(buf, sizeof(buf), "%.2fx", mine->tokens_per_s() / other->tokens_per_s());
       return std::string(buf);
     };
-    std::printf("%-18s %22s %22s %22s %10s %10s\n", c.name.c_str(), cell(mine).c_str(), cell(hf).c_str(),
-                cell(ct2).c_str(), ratio(hf).c_str(), ratio(ct2).c_str());
+    const CaseResult* floor = find(g_floor);
+    char floor_cell[32] = "-";
+    if (floor != nullptr && !floor->seconds.empty()) std::snprintf(floor_cell, sizeof floor_cell, "%.1f", floor->tokens_per_s());
+    std::printf("%-18s %22s %22s %22s %10s %10s %12s %10s\n", c.name.c_str(), cell(mine).c_str(), cell(hf).c_str(),
+                cell(ct2).c_str(), ratio(hf).c_str(), ratio(ct2).c_str(), floor_cell, ratio(floor).c_str());
   }
 }
 
@@ -375,6 +493,12 @@ int main(int argc, char** argv) {
   }
   for (const Case& c : cases()) {
     benchmark::RegisterBenchmark(("chorus/" + c.name).c_str(), [&c](benchmark::State& st) { BM_Chorus(st, c); })
+        ->Iterations(s.reps)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  for (const Case& c : cases()) {
+    benchmark::RegisterBenchmark(("gemm_floor/" + c.name).c_str(), [&c](benchmark::State& st) { BM_Floor(st, c); })
         ->Iterations(s.reps)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);

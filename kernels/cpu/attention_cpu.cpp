@@ -24,9 +24,21 @@ const IsaKernels& kernels_for(CpuIsa isa) {
   return cpu::generic_kernels();
 }
 
+// Calls below this many FLOPs (DESIGN.md's 4·B·H·Nq·Nk·D, with Dv for the values) run on the
+// calling thread: a parallel region costs microseconds on an idle machine and up to a scheduler
+// time slice when another process holds the second core, while a call this small takes tens of
+// microseconds on one core. Decoding steps are such calls (t5-small at batch 16: about 1 MFLOP
+// per layer and step), where the thread pool made greedy decoding collapse under load.
+constexpr double kSerialFlops = 2.0 * 1024 * 1024;
+
+double call_flops(const AttentionParams& p) {
+  return 2.0 * static_cast<double>(p.batch) * static_cast<double>(p.heads) *
+         static_cast<double>(p.nq) * static_cast<double>(p.nk) * static_cast<double>(p.d + p.dv);
+}
+
 void run(const AttentionParams& p, int64_t n, const std::function<void(int64_t, int64_t)>& body) {
   if (n <= 0) return;
-  if (p.parallel_for) {
+  if (p.parallel_for && n > 1 && call_flops(p) >= kSerialFlops) {
     p.parallel_for(n, body);
   } else {
     body(0, n);

@@ -1,7 +1,8 @@
 // The router experiment: a task mix over the key-value world, arms built from frozen agents (one
-// agent, pipelines, votes, negotiation, consensus rules, self-consistency), one router trained per
-// lambda and objective, each router calibrated to cost budgets on the validation requests, all
-// evaluated against every fixed arm, the best single agent and an oracle.
+// agent, pipelines, votes, negotiation, consensus rules, self-consistency, a learned answer
+// selector), one router trained per lambda and objective, each router calibrated to cost budgets on
+// the validation requests, all evaluated against every fixed arm, the best single agent and an
+// oracle.
 #include "train/kv_router.h"
 
 #include <torch/torch.h>
@@ -12,6 +13,7 @@
 #include <exception>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -260,11 +262,17 @@ struct SystemResult {
   std::vector<std::vector<collab::Message>> messages;  // the first requests' messages
 };
 
+// Exact match: the answer is the target as written (the score of every system, and what a
+// graph_select arm's selector is trained to prefer).
+bool is_right(const std::string& answer, const Request& request) {
+  return answer == request.example.target;
+}
+
 std::vector<double> correct(const std::vector<std::string>& answers,
                             const std::vector<Request>& requests) {
   std::vector<double> out;
   for (size_t i = 0; i < answers.size(); ++i)
-    out.push_back(answers[i] == requests[i].example.target ? 1.0 : 0.0);
+    out.push_back(is_right(answers[i], requests[i]) ? 1.0 : 0.0);
   return out;
 }
 
@@ -472,6 +480,43 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
     every_arm.push_back(a);
     if (plan.arms[a].routed) routed.push_back(a);
   }
+  // Learned answer selectors first (graph_select arms): each such arm's agents answer the training
+  // requests once and its selector learns which answers were right.
+  nlohmann::json selectors = nlohmann::json::object();
+  phase_start = Clock::now();
+  const auto train_inputs = inputs_of(train_requests);
+  for (const auto& arm : plan.arms) {
+    if (arm.kind != ArmKind::graph_select) continue;
+    const auto fit =
+        runner.fit_selector(arm, train_inputs, [&](size_t i, const std::string& answer) {
+          return is_right(answer, train_requests[i]);
+        });
+    const size_t tail = std::max<size_t>(1, fit.losses.size() / 10);
+    const auto mean_loss = [](auto begin, auto end) {
+      return std::accumulate(begin, end, 0.0) / static_cast<double>(std::distance(begin, end));
+    };
+    selectors[arm.name] = {
+        {"requests", fit.requests},
+        {"requests_with_a_right_agent", fit.trainable},
+        {"right", fit.right},
+        {"chosen", fit.chosen},
+        {"training_accuracy", fit.training_accuracy},
+        {"steps", fit.losses.size()},
+        {"initial_loss",
+         mean_loss(fit.losses.begin(), fit.losses.begin() + static_cast<std::ptrdiff_t>(tail))},
+        {"final_loss",
+         mean_loss(fit.losses.end() - static_cast<std::ptrdiff_t>(tail), fit.losses.end())},
+        {"parameters", fit.parameters},
+        {"flops_per_decision", fit.flops_per_decision},
+        {"answer_seconds", fit.answer_seconds},
+        {"train_seconds", fit.train_seconds}};
+    say("  selector " + arm.name + ": trained on " + std::to_string(fit.trainable) + " of " +
+        std::to_string(fit.requests) + " training requests (the others have no right answer) in " +
+        std::to_string(fit.train_seconds) + " s, training accuracy " +
+        std::to_string(fit.training_accuracy));
+  }
+  if (!selectors.empty()) phases["selectors"] = {{"seconds", since(phase_start)}};
+
   phase_start = Clock::now();
   say("running " + std::to_string(routed.size()) + " routed arms on " +
       std::to_string(train_requests.size()) + " training requests and " +
@@ -925,6 +970,7 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
         {"batch_size", plan.training.batch_size}}},
       {"best_single_agent",
        best_single >= 0 ? nlohmann::json(systems[static_cast<size_t>(best_single)].name) : nullptr},
+      {"selectors", selectors},
       {"budget_reference",
        {{"arm", validation_team >= 0
                     ? nlohmann::json(plan.arms[static_cast<size_t>(validation_team)].name)

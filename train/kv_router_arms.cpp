@@ -1,11 +1,17 @@
 // The router experiment's arms: reading them from the config and running them with the collab/
-// mechanisms (pipeline, voting, negotiation, consensus rules), costed per request from the
-// mechanisms' transcripts.
+// mechanisms (pipeline, voting, negotiation, consensus rules, graph selection), costed per request
+// from the mechanisms' transcripts.
 #include "train/kv_router_arms.h"
 
+#include <torch/torch.h>
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <set>
 
 #include "collab/pipeline.h"
@@ -39,6 +45,66 @@ void check_slots(const ConfigView& view, const std::string& key, const std::stri
   }
 }
 
+// A YAML subtree as JSON, for collab/ readers that take JSON (graph_attention_from_json): plain
+// scalars become integers, numbers or booleans when they read as one; quoted scalars stay text.
+nlohmann::json yaml_to_json(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Sequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : node) out.push_back(yaml_to_json(item));
+      return out;
+    }
+    case YAML::NodeType::Map: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& item : node) out[item.first.Scalar()] = yaml_to_json(item.second);
+      return out;
+    }
+    case YAML::NodeType::Scalar: {
+      const auto& text = node.Scalar();
+      if (node.Tag() == "!") return text;  // quoted
+      int64_t integer = 0;
+      const auto* end = text.data() + text.size();
+      if (!text.empty() && std::from_chars(text.data(), end, integer).ptr == end) return integer;
+      char* parsed = nullptr;
+      const double number = std::strtod(text.c_str(), &parsed);
+      if (!text.empty() && parsed == text.c_str() + text.size()) return number;
+      if (text == "true") return true;
+      if (text == "false") return false;
+      return text;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+// The graph block of a graph_select arm, read by graph_attention_from_json over the arm's agents
+// and checked by building the graph once; errors name the block's origin and key path.
+collab::GraphAttentionSpec read_graph(const ConfigView& view,
+                                      const std::vector<std::string>& nodes) {
+  const std::string where = view.origin("graph") + ": " + view.key_path("graph");
+  CHORUS_CHECK(view.has("graph"), where,
+               ": an arm of kind graph_select needs a graph block {dim, heads, steps, seed, "
+               "adjacency} (graph attention over its agents)");
+  // Types and ranges first, each error at its key's line; then the whole block through the reader
+  // that owns it (unknown keys, the adjacency).
+  const auto graph = view.child("graph");
+  graph.get_int("dim", std::nullopt, 1);
+  for (const char* key : {"heads", "steps"}) graph.get_int(key, 1, 1);
+  for (const char* key : {"head_dim", "seed"}) graph.get_int(key, 0, 0);
+  try {
+    auto spec = collab::graph_attention_from_json(
+        yaml_to_json(YAML::Load(view.subtree_yaml("graph"))), nodes, where);
+    collab::GraphAttention check(spec.options, spec.adjacency);
+    return spec;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(where + ": " + e.what());
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    if (message.rfind(where, 0) == 0) throw;
+    throw Error(where + ": " + message);
+  }
+}
+
 }  // namespace
 
 std::string to_string(ArmKind kind) {
@@ -55,6 +121,8 @@ std::string to_string(ArmKind kind) {
       return "consensus";
     case ArmKind::self_consistency:
       return "self_consistency";
+    case ArmKind::graph_select:
+      return "graph_select";
   }
   return "?";
 }
@@ -102,6 +170,15 @@ std::string describe(const ArmSpec& arm) {
       return "self-consistency: agent '" + arm.agents[0] + "' sampled " +
              std::to_string(arm.samples) + " times (temperature " + t + "), majority vote";
     }
+    case ArmKind::graph_select: {
+      const auto& g = arm.graph.options;
+      return "learned answer selector over " + joined(arm.agents, ", ") +
+             ": every agent answers, its pooled encoder and decoder states are a node, " +
+             std::to_string(g.steps) + " steps of graph attention (dim " + std::to_string(g.dim) +
+             ", " + std::to_string(g.heads) +
+             " heads) and a score per node pick the answer to keep; trained on the training "
+             "requests to put its probability on right answers";
+    }
   }
   return arm.name;
 }
@@ -123,10 +200,11 @@ std::vector<ArmSpec> read_router_arms(const Config& config, const ConfigView& ro
     const auto where = view.key_path("agents");
     ArmSpec arm;
     arm.name = name;
-    const auto kind = view.get_choice(
-        "kind", {"agent", "pipeline", "vote", "negotiation", "consensus", "self_consistency"});
+    const auto kind =
+        view.get_choice("kind", {"agent", "pipeline", "vote", "negotiation", "consensus",
+                                 "self_consistency", "graph_select"});
     for (auto k : {ArmKind::agent, ArmKind::pipeline, ArmKind::vote, ArmKind::negotiation,
-                   ArmKind::consensus, ArmKind::self_consistency}) {
+                   ArmKind::consensus, ArmKind::self_consistency, ArmKind::graph_select}) {
       if (to_string(k) == kind) arm.kind = k;
     }
     arm.routed = view.get<bool>("route", true);
@@ -205,6 +283,16 @@ std::vector<ArmSpec> read_router_arms(const Config& config, const ConfigView& ro
         arm.seed = static_cast<uint64_t>(view.get_int("seed", 0, 0));
         break;
       }
+      case ArmKind::graph_select: {
+        arm.graph = read_graph(view, arm.agents);
+        const auto t = view.child_or_empty("train");
+        auto& o = arm.selector_training;
+        o.steps = t.get_int("steps", o.steps, 1);
+        o.batch_size = t.get_int("batch_size", o.batch_size, 1);
+        o.learning_rate = t.get_double("learning_rate", o.learning_rate, 1e-12);
+        o.seed = static_cast<uint64_t>(t.get_int("seed", 0, 0));
+        break;
+      }
     }
     out.push_back(std::move(arm));
   }
@@ -225,6 +313,78 @@ ArmRunner::ArmRunner(const std::map<std::string, collab::Agent>& agents, int64_t
 
 collab::ResponderPtr ArmRunner::responder(const std::string& agent) const {
   return responders_.at(agent);
+}
+
+std::vector<collab::Agent> ArmRunner::agents_of(const ArmSpec& arm) const {
+  std::vector<collab::Agent> out;
+  for (const auto& a : arm.agents) out.push_back(agents_.at(a));
+  return out;
+}
+
+SelectorFit ArmRunner::fit_selector(
+    const ArmSpec& arm, const std::vector<std::string>& inputs,
+    const std::function<bool(size_t, const std::string&)>& is_right) {
+  CHORUS_CHECK(arm.kind == ArmKind::graph_select, "arm '", arm.name, "' is of kind ",
+               to_string(arm.kind), "; only a graph_select arm has a selector to fit");
+  SelectorFit fit;
+  auto start = Clock::now();
+  const auto nodes = agents_of(arm);
+  const auto n = static_cast<int64_t>(nodes.size());
+  std::vector<std::vector<torch::Tensor>> parts(nodes.size());
+  auto right = torch::zeros({static_cast<int64_t>(inputs.size()), n}, torch::kBool);
+  for (size_t begin = 0; begin < inputs.size(); begin += kBatch) {
+    const size_t end = std::min(inputs.size(), begin + kBatch);
+    const std::vector<std::string> part(inputs.begin() + static_cast<std::ptrdiff_t>(begin),
+                                        inputs.begin() + static_cast<std::ptrdiff_t>(end));
+    const auto answers = collab::ask_nodes(nodes, part, collab::greedy_generation(max_new_tokens_),
+                                           "graph_select", nullptr);
+    for (size_t node = 0; node < nodes.size(); ++node) {
+      parts[node].push_back(answers.features[node]);
+      for (size_t e = 0; e < part.size(); ++e) {
+        if (is_right(begin + e, answers.answers[e][node].text)) {
+          right.index_put_({static_cast<int64_t>(begin + e), static_cast<int64_t>(node)}, true);
+        }
+      }
+    }
+  }
+  std::vector<torch::Tensor> features;
+  for (auto& p : parts) features.push_back(torch::cat(p, 0));
+  fit.answer_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  fit.requests = static_cast<int64_t>(inputs.size());
+  for (size_t node = 0; node < nodes.size(); ++node) {
+    fit.right[arm.agents[node]] =
+        right.select(1, static_cast<int64_t>(node)).sum().item<int64_t>();
+  }
+
+  start = Clock::now();
+  collab::GraphSelectorOptions options;
+  for (const auto& agent : nodes)
+    options.feature_widths.push_back(collab::node_feature_width(agent));
+  options.graph = arm.graph.options;
+  options.adjacency = arm.graph.adjacency;
+  collab::GraphSelector selector(options);
+  try {
+    const auto log = collab::train_graph_selector(selector, features, right, arm.selector_training);
+    fit.losses = log.losses;
+    fit.trainable = log.trainable;
+  } catch (const Error& e) {
+    throw Error("graph_select arm '" + arm.name + "': " + e.what());
+  }
+  fit.train_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const auto chosen = selector->choose(features);
+  int64_t chosen_right = 0;
+  for (const auto& a : arm.agents) fit.chosen[a] = 0;
+  for (size_t i = 0; i < chosen.size(); ++i) {
+    fit.chosen[arm.agents[static_cast<size_t>(chosen[i])]] += 1;
+    chosen_right += right.index({static_cast<int64_t>(i), chosen[i]}).item<bool>() ? 1 : 0;
+  }
+  fit.training_accuracy = fit.trainable > 0 ? static_cast<double>(chosen_right) /
+                                                  static_cast<double>(fit.trainable)
+                                            : 0.0;
+  fit.parameters = selector->parameter_count();
+  fit.flops_per_decision = selector->flops_per_decision();
+  selectors_.insert_or_assign(arm.name, selector);
+  return fit;
 }
 
 ArmOutputs ArmRunner::run(const ArmSpec& arm, const std::vector<std::string>& inputs,
@@ -326,6 +486,25 @@ ArmOutputs ArmRunner::run(const ArmSpec& arm, const std::vector<std::string>& in
         }
         break;
       }
+      case ArmKind::graph_select: {
+        const auto selector = selectors_.find(arm.name);
+        CHORUS_CHECK(selector != selectors_.end(), "graph_select arm '", arm.name,
+                     "' has no trained selector (fit_selector comes first)");
+        collab::GraphSelection selection(agents_of(arm), selector->second,
+                                         collab::greedy_generation(max_new_tokens_));
+        const auto outcomes = selection.run(part, &transcript);
+        for (size_t i = 0; i < part.size(); ++i) {
+          const auto& o = outcomes[i];
+          nlohmann::json probabilities = nlohmann::json::object();
+          for (size_t a = 0; a < arm.agents.size(); ++a)
+            probabilities[arm.agents[a]] = o.probabilities[a];
+          out.answers[begin + i] = o.answer;
+          out.outcomes[begin + i] = {{"chosen", arm.agents[static_cast<size_t>(o.chosen)]},
+                                     {"p_chosen", o.probabilities[static_cast<size_t>(o.chosen)]},
+                                     {"probabilities", probabilities}};
+        }
+        break;
+      }
     }
 
     // Costs and messages from the transcript: every message an agent sent is one call on its
@@ -355,7 +534,15 @@ ArmOutputs ArmRunner::run(const ArmSpec& arm, const std::vector<std::string>& in
                              ? 0.0
                              : std::chrono::duration<double>(Clock::now() - start).count() /
                                    static_cast<double>(inputs.size());
-  for (auto& c : out.costs) c.seconds = seconds;
+  // The selector's own arithmetic, as the router's decisions are counted.
+  const auto selector = selectors_.find(arm.name);
+  const double selector_flops = arm.kind == ArmKind::graph_select && selector != selectors_.end()
+                                    ? selector->second->flops_per_decision()
+                                    : 0.0;
+  for (auto& c : out.costs) {
+    c.seconds = seconds;
+    c.flops += selector_flops;
+  }
   return out;
 }
 
@@ -410,6 +597,19 @@ nlohmann::json summarise_outcomes(const ArmSpec& arm,
         fired[key] = fired[key].get<int64_t>() + 1;
       }
       return {{"requests", outcomes.size()}, {"fired", fired}};
+    }
+    case ArmKind::graph_select: {
+      nlohmann::json chosen = nlohmann::json::object();
+      for (const auto& a : arm.agents) chosen[a] = 0;
+      double p_chosen = 0;
+      for (const auto* o : outcomes) {
+        const auto agent = (*o)["chosen"].get<std::string>();
+        chosen[agent] = chosen[agent].get<int64_t>() + 1;
+        p_chosen += (*o)["p_chosen"].get<double>();
+      }
+      return {{"requests", outcomes.size()},
+              {"chosen", chosen},
+              {"mean_p_chosen", n > 0 ? p_chosen / n : 0.0}};
     }
   }
   return nullptr;

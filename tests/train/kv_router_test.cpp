@@ -1,7 +1,8 @@
 // The router experiment end to end on a tiny world with tiny agents: the report's schema, only the
 // chosen arms run, every mechanism as an arm (negotiation, consensus rules, MBR and majority votes,
-// self-consistency) with its cost and transcript, budgets calibrated on the validation requests,
-// two objectives side by side, determinism and resume, and configuration errors before any work.
+// self-consistency, the learned answer selector) with its cost and transcript, budgets calibrated
+// on the validation requests, two objectives side by side, determinism and resume, and
+// configuration errors before any work.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -298,6 +299,75 @@ TEST_F(KvRouterTest, EveryMechanismIsAnArmWithItsCostAndTranscript) {
   EXPECT_TRUE(report["target"]["points_meeting_it"].is_array());
 }
 
+// A learned answer selector over both agents, a fixed system only.
+const std::string kGraphSelectArm =
+    "router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 16, heads: 2, steps: 2, "
+    "seed: 0, adjacency: {kv: [kv, math], math: [kv, math]}}, train: {steps: 30, batch_size: 16, "
+    "learning_rate: 1.0e-2, seed: 0}, route: false}";
+
+TEST_F(KvRouterTest, GraphSelectArmKeepsOneOfItsAgentsAnswers) {
+  // The suite's agents (40 steps) answer nothing right, and a selector needs right answers to learn
+  // from: these train longer (a few seconds), until each answers part of its own task.
+  const auto report = run("graph_select", {kGraphSelectArm, "agents.kv.train.steps=300",
+                                           "agents.math.train.steps=300"});
+  // Trained first, on the training requests, which both agents answered once.
+  const auto& fit = report["selectors"]["gs"];
+  EXPECT_EQ(fit["requests"].get<int>(), 120);
+  EXPECT_GT(fit["requests_with_a_right_agent"].get<int>(), 0);
+  EXPECT_LE(fit["requests_with_a_right_agent"].get<int>(), 120);
+  EXPECT_EQ(fit["steps"].get<int>(), 30);
+  EXPECT_EQ(fit["chosen"]["kv"].get<int>() + fit["chosen"]["math"].get<int>(), 120);
+  EXPECT_GE(fit["train_seconds"].get<double>(), 0.0);
+  EXPECT_TRUE(report["phases"].contains("selectors"));
+  // One call per agent per request; its FLOPs are the vote's (the same two calls) plus the
+  // selector's own.
+  const auto& gs = system(report, "arm-gs");
+  const auto& vote = system(report, "arm-vote");
+  EXPECT_DOUBLE_EQ(gs["cost"]["agent_calls"].get<double>(), 2.0);
+  EXPECT_DOUBLE_EQ(gs["cost"]["tokens_in"].get<double>(), vote["cost"]["tokens_in"].get<double>());
+  EXPECT_NEAR(gs["cost"]["flops"].get<double>(),
+              vote["cost"]["flops"].get<double>() + fit["flops_per_decision"].get<double>(),
+              1e-9 * gs["cost"]["flops"].get<double>());
+  const auto& summary = gs["mechanisms"]["gs"];
+  EXPECT_EQ(summary["requests"].get<int>(), 80);
+  EXPECT_EQ(summary["chosen"]["kv"].get<int>() + summary["chosen"]["math"].get<int>(), 80);
+  EXPECT_GE(summary["mean_p_chosen"].get<double>(), 0.5);  // the argmax of two nodes
+  EXPECT_LE(summary["mean_p_chosen"].get<double>(), 1.0);
+  // It can only be right where one of its agents is.
+  const double kv = system(report, "arm-kv")["metrics"]["exact_match"]["value"];
+  const double math = system(report, "arm-math")["metrics"]["exact_match"]["value"];
+  EXPECT_LE(gs["metrics"]["exact_match"]["value"].get<double>(), kv + math + 1e-12);
+  // Routers do not pick it.
+  for (const auto& point : report["curve"]) EXPECT_EQ(point["arms"]["gs"].get<double>(), 0.0);
+
+  // Transcript: each agent's answer (round 0, broadcast), then the decision with the node
+  // probabilities; the output is the chosen agent's answer, the same as that agent's alone.
+  const auto dir = root_ / "graph_select";
+  const auto lines = transcript_lines(dir / "transcripts.jsonl", "arm-gs");
+  const auto kv_lines = transcript_lines(dir / "transcripts.jsonl", "arm-kv");
+  const auto math_lines = transcript_lines(dir / "transcripts.jsonl", "arm-math");
+  ASSERT_EQ(lines.size(), 2u);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const auto& messages = lines[i]["messages"];
+    ASSERT_EQ(messages.size(), 3u);
+    EXPECT_EQ(messages[0]["channel"], "graph_select");
+    EXPECT_EQ(messages[0]["sender"], "kv");
+    EXPECT_EQ(messages[0]["round"], 0);
+    EXPECT_EQ(messages[0]["content"], kv_lines[i]["output"]);
+    EXPECT_EQ(messages[1]["sender"], "math");
+    EXPECT_EQ(messages[1]["content"], math_lines[i]["output"]);
+    const auto& decision = messages[2];
+    EXPECT_EQ(decision["channel"], "graph_select");
+    EXPECT_EQ(decision["sender"], "graph_select");
+    EXPECT_EQ(decision["content"], lines[i]["output"]);
+    const auto& p = decision["metadata"]["probabilities"];
+    EXPECT_NEAR(p["kv"].get<double>() + p["math"].get<double>(), 1.0, 1e-6);
+    const auto chosen = decision["metadata"]["chosen"].get<std::string>();
+    EXPECT_EQ(lines[i]["output"], messages[chosen == "kv" ? 0 : 1]["content"]);
+    EXPECT_DOUBLE_EQ(decision["metadata"]["p_chosen"].get<double>(), p[chosen].get<double>());
+  }
+}
+
 // The curve without the wall-clock fields.
 nlohmann::json deterministic_part(nlohmann::json curve) {
   for (auto& point : curve) {
@@ -410,6 +480,31 @@ TEST_F(KvRouterTest, ConfigErrorsOfMechanismArmsNameTheKey) {
               "router.budgets=[0.5]"},
              empty_cache),
       folder, "router.budgets: a budget is a fraction of the best multi-agent arm's cost");
+  expect("router.arms.gs={kind: graph_select, agents: [kv, math]}",
+         "router.arms.gs.graph: an arm of kind graph_select needs a graph block");
+  expect("router.arms.gs={kind: graph_select, agents: [kv], graph: {dim: 8, adjacency: [[1]]}}",
+         "router.arms.gs.agents: an arm of kind graph_select needs at least two agents, got 1");
+  expect("router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 8, adjacency: {kv: "
+         "[kv, judge]}}}",
+         "router.arms.gs.graph.adjacency.kv: unknown node 'judge' (nodes: kv, math)");
+  expect("router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 8, adjacency: [[1, "
+         "1]]}}",
+         "router.arms.gs.graph.adjacency: expected 2 rows (one per node), got 1");
+  expect("router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 8, hops: 2, "
+         "adjacency: {kv: [kv]}}}",
+         "router.arms.gs.graph: unknown key 'hops'");
+  expect("router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 8, heads: two, "
+         "adjacency: {kv: [kv]}}}",
+         "router.arms.gs.graph.heads: expected an integer");
+  expect("router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 9, heads: 2, "
+         "adjacency: {kv: [kv]}}}",
+         "router.arms.gs.graph: graph attention: dim 9 is not divisible by heads 2");
+  expect("router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 8, adjacency: {kv: "
+         "[kv]}}, train: {step: 3}}",
+         "unknown key 'router.arms.gs.train.step' (did you mean 'router.arms.gs.train.steps'?)");
+  expect("router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 8, adjacency: {kv: "
+         "[kv]}}, train: {learning_rate: 0}}",
+         "router.arms.gs.train.learning_rate");
   expect("router.train.objective=[reinforce, a2c]",
          "router.train.objective: expected one of reinforce, ppo; got 'a2c'");
   expect("router.train.objective=[ppo, ppo]", "router.train.objective: 'ppo' is listed twice");

@@ -56,8 +56,8 @@ struct AgentEntry {
 // (evaluation.mechanisms.<name>).
 struct MechanismSpec {
   std::string name;
-  std::string kind;                 // mbr, self_consistency, best_single_agent
-  std::vector<std::string> agents;  // mbr, best_single_agent: the agents taking part (default: all)
+  std::string kind;                 // mbr, vote, self_consistency, best_single_agent
+  std::vector<std::string> agents;  // mbr, vote, best_single_agent: the agents taking part (default: all)
   std::string agent;                // self_consistency: the agent sampled
   int64_t samples = 8;              // self_consistency: N
   double temperature = 0.7;
@@ -65,6 +65,12 @@ struct MechanismSpec {
   double top_p = 1.0;
   uint64_t seed = 0;
   int64_t valid_examples = 200;  // best_single_agent: validation captions the choice is made on
+  // vote: collab::Voting's rule over the agents' greedy translations (log_prob: the translation its
+  // agent finds most probable; majority: the most frequent normalised translation, ties by
+  // log-probability), each translation's log-probability taken as the sum of its token
+  // log-probabilities (score: sum) or their mean (score: mean, which does not favour short ones).
+  std::string rule = "log_prob";
+  std::string score = "mean";
 };
 
 struct Plan {
@@ -91,7 +97,7 @@ struct Plan {
   std::vector<MechanismSpec> mechanisms;
 };
 
-const std::vector<std::string> kMechanismKinds = {"mbr", "self_consistency", "best_single_agent"};
+const std::vector<std::string> kMechanismKinds = {"mbr", "vote", "self_consistency", "best_single_agent"};
 
 std::string joined(const std::vector<std::string>& names) {
   std::string s;
@@ -133,6 +139,10 @@ std::vector<MechanismSpec> read_mechanisms(const ConfigView& evaluation, const s
                      view.key_path("agents"), ": agent '", a, "' listed twice");
       }
       if (m.kind == "best_single_agent") m.valid_examples = view.get_int("valid_examples", 200, 1);
+      if (m.kind == "vote") {
+        m.rule = view.get_choice("rule", {"log_prob", "majority"}, std::string("log_prob"));
+        m.score = view.get_choice("score", {"sum", "mean"}, std::string("mean"));
+      }
     }
     out.push_back(std::move(m));
   }
@@ -370,6 +380,10 @@ struct SystemOutputs {
   std::string description;
   int64_t source = -1;  // the agent whose source it translates; -1: every agent's (the team)
   std::vector<std::string> outputs;
+  // Agents alone: each translation's sum of token log-probabilities and its generated tokens
+  // (end-of-sequence included), from the greedy search that produced it.
+  std::vector<double> log_probs;
+  std::vector<int64_t> generated_tokens;
   collab::ComputeCost cost;  // summed over the test rows
   bool mechanism = false;
   nlohmann::json details = nlohmann::json::object();  // what the mechanism chose (best_single_agent)
@@ -377,6 +391,38 @@ struct SystemOutputs {
   std::vector<nlohmann::json> candidates;
   std::vector<size_t> winners;
 };
+
+// Greedy translations with what the search scored them: the same texts as Agent::generate_text,
+// each with the sum of its token log-probabilities and its generated tokens (end-of-sequence
+// included).
+struct ScoredTranslations {
+  std::vector<std::string> texts;
+  std::vector<double> log_probs;
+  std::vector<int64_t> tokens;
+};
+
+ScoredTranslations translate_scored(const collab::Agent& agent, const std::vector<std::string>& inputs,
+                                    const model::GenerationOptions& options) {
+  const auto batch = agent.tokenize(inputs);
+  const auto result = model::generate(*agent.model, batch.input_ids, batch.attention_mask, options);
+  const int64_t per_input = result.sequences.size(0) / static_cast<int64_t>(inputs.size());
+  const int64_t eos = agent.model->config().eos_token_id;
+  ScoredTranslations out;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const int64_t row_index = static_cast<int64_t>(i) * per_input;
+    auto row = result.sequences[row_index].contiguous();
+    std::vector<int64_t> ids(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+    out.texts.push_back(agent.tokenizer->decode(ids, /*skip_special_tokens=*/true));
+    out.log_probs.push_back(result.sequence_scores[row_index].item<double>());
+    int64_t generated = 0;
+    for (size_t t = 1; t < ids.size(); ++t) {  // ids[0] is the decoder start token
+      ++generated;
+      if (ids[t] == eos) break;
+    }
+    out.tokens.push_back(generated);
+  }
+  return out;
+}
 
 // MBR with sentence-level chrF as the utility among `texts` (the candidates of one row).
 collab::VoteOutcome mbr_chrf(const std::vector<std::string>& from, const std::vector<std::string>& texts,
@@ -590,10 +636,17 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
     s.description = "agent '" + spec.name + "' alone, translating from " + spec.language;
     s.source = static_cast<int64_t>(i);
     const auto start = Clock::now();
+    s.log_probs.assign(test_split.size(), 0.0);
+    s.generated_tokens.assign(test_split.size(), 0);
     s.outputs = translate_all(test_split, plan.eval_batch_size, [&](const std::vector<int64_t>& rows) {
       std::vector<std::string> inputs;
       for (const auto r : rows) inputs.push_back(test_split.sources[i][static_cast<size_t>(r)]);
-      return agent.generate_text(inputs, greedy);
+      auto scored = translate_scored(agent, inputs, greedy);
+      for (size_t k = 0; k < rows.size(); ++k) {
+        s.log_probs[static_cast<size_t>(rows[k])] = scored.log_probs[k];
+        s.generated_tokens[static_cast<size_t>(rows[k])] = scored.tokens[k];
+      }
+      return scored.texts;
     });
     s.cost.seconds = since(start);
     for (size_t r = 0; r < test_split.size(); ++r) {
@@ -672,6 +725,44 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
         s.candidates.push_back(std::move(c));
         s.winners.push_back(outcome.winner);
       }
+      s.cost.seconds += since(start);
+    } else if (m.kind == "vote") {
+      s.description = std::string(m.rule == "log_prob"
+                                      ? "the translation its agent finds most probable"
+                                      : "majority vote over the normalised translations, ties to the most probable") +
+                      " (log-probability: " + (m.score == "mean" ? "mean per generated token" : "sum over tokens") +
+                      ") among the greedy translations of " + joined(m.agents) + ", each from its own source";
+      s.details["agents"] = m.agents;
+      s.details["rule"] = m.rule;
+      s.details["score"] = m.score;
+      std::vector<size_t> members;
+      for (const auto& a : m.agents) members.push_back(agent_index(a));
+      for (const auto i : members) s.cost += systems[i].cost;  // every agent translates every row
+      collab::VotingOptions options;
+      options.rule = collab::vote_rule_from_string(m.rule);
+      nlohmann::json chosen = nlohmann::json::object();
+      for (const auto& a : m.agents) chosen[a] = 0;
+      int64_t ties = 0;
+      for (size_t r = 0; r < test_split.size(); ++r) {
+        std::vector<collab::Candidate> candidates;
+        nlohmann::json c = nlohmann::json::array();
+        for (size_t k = 0; k < members.size(); ++k) {
+          const auto& agent_system = systems[members[k]];
+          const double sum = agent_system.log_probs.at(r);
+          const auto tokens = std::max<int64_t>(1, agent_system.generated_tokens.at(r));
+          const double score = m.score == "mean" ? sum / static_cast<double>(tokens) : sum;
+          candidates.push_back({m.agents[k], collab::Response{agent_system.outputs[r], score, tokens}});
+          c.push_back({{"from", m.agents[k]}, {"text", agent_system.outputs[r]}, {"log_prob", sum}, {"tokens", tokens}});
+        }
+        const auto outcome = collab::vote(candidates, options);
+        s.outputs.push_back(candidates[outcome.winner].response.text);
+        chosen[m.agents[outcome.winner]] = chosen[m.agents[outcome.winner]].get<int64_t>() + 1;
+        ties += outcome.tie_broken ? 1 : 0;
+        s.candidates.push_back(std::move(c));
+        s.winners.push_back(outcome.winner);
+      }
+      s.details["chosen"] = chosen;
+      s.details["ties_broken"] = ties;
       s.cost.seconds += since(start);
     } else if (m.kind == "self_consistency") {
       const auto i = agent_index(m.agent);

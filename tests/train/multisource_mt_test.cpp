@@ -241,6 +241,9 @@ TEST_F(MultiSourceTest, ConfigMistakesFailBeforeAnyWork) {
   fails_with({"evaluation.mechanisms={mbr: {agents: [en_de]}}"}, "expected at least two agents");
   fails_with({"evaluation.mechanisms={mbr: {agents: [en_de, es_de]}}"}, "evaluation.mechanisms.mbr.agents");
   fails_with({"evaluation.mechanisms={mbr: {kind: mbr, samples: 3}}"}, "evaluation.mechanisms.mbr.samples");
+  fails_with({"evaluation.mechanisms={v: {kind: vote, rule: mbr}}"}, "evaluation.mechanisms.v.rule");
+  fails_with({"evaluation.mechanisms={v: {kind: vote, score: max}}"}, "evaluation.mechanisms.v.score");
+  fails_with({"evaluation.mechanisms={vote: {agents: [en_de]}}"}, "expected at least two agents");
 }
 
 // MBR over the agents, self-consistency and the best single agent are systems beside the agents and
@@ -253,10 +256,11 @@ TEST_F(MultiSourceTest, MechanismsWithoutTrainingAreSystemsWithCostsAndTranscrip
       Config::load(dir_ / "experiment.yaml",
                    {"team.train.steps=1",
                     "evaluation.mechanisms={mbr: {}, sc: {kind: self_consistency, agent: fr_de, samples: 3, "
-                    "temperature: 1.0, top_k: 5, seed: 4}, best_single_agent: {valid_examples: 10}}"}),
+                    "temperature: 1.0, top_k: 5, seed: 4}, best_single_agent: {valid_examples: 10}, "
+                    "vote: {rule: log_prob, score: mean}}"}),
       run));
   const std::vector<std::string> names = {"agent-en_de", "agent-fr_de", "team-fusion", "mechanism-mbr",
-                                          "mechanism-sc", "mechanism-best_single_agent"};
+                                          "mechanism-sc", "mechanism-best_single_agent", "mechanism-vote"};
   ASSERT_EQ(report["systems"].size(), names.size());
   std::map<std::string, nlohmann::json> by_name;
   for (size_t i = 0; i < names.size(); ++i) {
@@ -287,8 +291,15 @@ TEST_F(MultiSourceTest, MechanismsWithoutTrainingAreSystemsWithCostsAndTranscrip
   EXPECT_EQ(best["mechanism"]["valid_examples"], 10);
   EXPECT_EQ(best["metrics"]["bleu_test"]["value"], by_name["agent-" + chosen]["metrics"]["bleu_test"]["value"]);
   EXPECT_EQ(best["cost"]["agent_calls"].get<double>(), 1.0);
+  // The vote: both agents translate every row; every row is decided for one of them.
+  const auto& vote = by_name["mechanism-vote"];
+  EXPECT_EQ(vote["cost"]["agent_calls"].get<double>(), 2.0);
+  EXPECT_EQ(vote["mechanism"]["rule"], "log_prob");
+  EXPECT_EQ(vote["mechanism"]["score"], "mean");
+  EXPECT_EQ(vote["mechanism"]["chosen"]["en_de"].get<int64_t>() + vote["mechanism"]["chosen"]["fr_de"].get<int64_t>(),
+            vote["metrics"]["bleu_test"]["n"].get<int64_t>());
   // Every non-agent system against each agent, BLEU and chrF.
-  EXPECT_EQ(report["comparisons"].size(), 4u * 2u * 2u);
+  EXPECT_EQ(report["comparisons"].size(), 5u * 2u * 2u);
   // The best single agent against the agent it chose: the same outputs, reported as such (p = 1).
   size_t identical = 0;
   for (const auto& c : report["comparisons"]) {
@@ -308,6 +319,27 @@ TEST_F(MultiSourceTest, MechanismsWithoutTrainingAreSystemsWithCostsAndTranscrip
     const auto line = nlohmann::json::parse(text);
     const std::string system = line["system"];
     ++lines[system];
+    if (system == "mechanism-vote") {
+      // Each candidate is its agent's greedy translation with what the search scored it; the one
+      // with the larger mean token log-probability wins (texts equal after normalisation form one
+      // group, answered by its first member).
+      const auto& candidates = line["candidates"];
+      ASSERT_EQ(candidates.size(), 2u);
+      EXPECT_EQ(candidates[0]["from"], "en_de");
+      EXPECT_EQ(candidates[1]["from"], "fr_de");
+      std::vector<double> mean;
+      for (const auto& c : candidates) {
+        EXPECT_LE(c["log_prob"].get<double>(), 0.0);
+        EXPECT_GE(c["tokens"].get<int64_t>(), 1);
+        mean.push_back(c["log_prob"].get<double>() / c["tokens"].get<double>());
+      }
+      const auto a = collab::normalise_answer(candidates[0]["text"].get<std::string>());
+      const auto b = collab::normalise_answer(candidates[1]["text"].get<std::string>());
+      const size_t expected = a == b || mean[0] >= mean[1] ? 0 : 1;
+      EXPECT_EQ(line["winner"].get<size_t>(), expected) << text;
+      EXPECT_EQ(line["output"], candidates[expected]["text"]);
+      continue;
+    }
     if (system != "mechanism-mbr" && system != "mechanism-sc") continue;
     const auto& candidates = line["candidates"];
     ASSERT_EQ(candidates.size(), system == "mechanism-mbr" ? 2u : 3u);

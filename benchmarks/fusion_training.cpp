@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "collab/agent.h"
+#include "common/heap.h"
 #include "model/io/safetensors.h"
 #include "model/io/weight_map.h"
 #include "model/t5/t5_init.h"
@@ -409,6 +410,9 @@ bool take_flag(int& argc, char** argv, const char* name, std::string& value) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The heap as the chorus program sets it up (common/heap.h); the rivals run in their own
+  // processes with their defaults.
+  std::fprintf(stderr, "heap: %s\n", chorus::configure_heap_for_tensor_work().c_str());
   Settings& s = g_settings;
   const fs::path here = fs::path(__FILE__).parent_path();
   s.config = here / ".." / "experiments" / "quickstart.yaml";

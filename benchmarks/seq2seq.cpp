@@ -54,6 +54,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/heap.h"
 #include "model/generation/generate.h"
 #include "model/seq2seq_model.h"
 
@@ -462,6 +463,9 @@ bool take_flag(int& argc, char** argv, const char* name, std::string& value) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The heap as the chorus program sets it up (common/heap.h); the rivals run in their own
+  // processes with their defaults.
+  std::fprintf(stderr, "heap: %s\n", chorus::configure_heap_for_tensor_work().c_str());
   Settings& s = g_settings;
   s.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   s.model_dir = fs::temp_directory_path() / "chorus_seq2seq_bench_t5_small";

@@ -4,8 +4,10 @@
 #include "chorus/config.h"
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/heap.h"
 
 int main(int argc, char** argv) {
+  chorus::configure_heap_for_tensor_work();
   CLI::App app{"Chorus: learned collaboration between frozen seq2seq language models", "chorus"};
   app.set_version_flag("--version", std::string("chorus ") + CHORUS_VERSION_STRING);
   app.require_subcommand(1);

@@ -7,6 +7,7 @@
 #include <torch/optim/adam.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -24,17 +25,34 @@ int64_t node_feature_width(const Agent& agent) {
 NodeAnswers ask_nodes(const std::vector<Agent>& agents, const std::vector<std::string>& inputs,
                       const model::GenerationOptions& options, const std::string& channel,
                       Transcript* transcript) {
+  return ask_nodes(agents, std::vector<std::vector<std::string>>(agents.size(), inputs), options,
+                   channel, transcript);
+}
+
+NodeAnswers ask_nodes(const std::vector<Agent>& agents,
+                      const std::vector<std::vector<std::string>>& node_inputs,
+                      const model::GenerationOptions& options, const std::string& channel,
+                      Transcript* transcript) {
   CHORUS_CHECK(!agents.empty(), channel, ": needs at least one agent, got none");
+  CHORUS_CHECK(node_inputs.size() == agents.size(), channel, ": expected one input list per agent (",
+               agents.size(), "), got ", node_inputs.size());
+  for (size_t node = 1; node < agents.size(); ++node) {
+    CHORUS_CHECK(node_inputs[node].size() == node_inputs[0].size(), channel, ": agent '",
+                 agents[node].name, "' has ", node_inputs[node].size(), " inputs, agent '",
+                 agents[0].name, "' has ", node_inputs[0].size());
+  }
   CHORUS_CHECK(options.num_return_sequences == 1, channel,
                ": every agent gives one answer per input (num_return_sequences = 1, got ",
                options.num_return_sequences, ")");
+  const size_t examples = node_inputs[0].size();
   NodeAnswers out;
-  out.answers.assign(inputs.size(), std::vector<Response>(agents.size()));
+  out.answers.assign(examples, std::vector<Response>(agents.size()));
   torch::NoGradGuard no_grad;
   auto generation = options;
   generation.output_hidden_states = true;
   for (size_t node = 0; node < agents.size(); ++node) {
     const auto& agent = agents[node];
+    const auto& inputs = node_inputs[node];
     CHORUS_CHECK(agent.model != nullptr && agent.tokenizer != nullptr, channel, ": agent '",
                  agent.name, "' needs a model and a tokenizer to answer");
     const int64_t width = node_feature_width(agent);
@@ -77,14 +95,14 @@ NodeAnswers ask_nodes(const std::vector<Agent>& agents, const std::vector<std::s
     out.features.push_back(torch::cat({encoder_mean, decoder_mean}, 1).contiguous());
   }
   if (transcript != nullptr) {
-    for (size_t e = 0; e < inputs.size(); ++e) {
+    for (size_t e = 0; e < examples; ++e) {
       for (size_t node = 0; node < agents.size(); ++node) {
         const auto& a = out.answers[e][node];
         transcript->append(Message::text_message(channel, 0, agents[node].name, {}, a.text,
                                                  {{"example", static_cast<int64_t>(e)},
                                                   {"log_prob", a.log_prob},
                                                   {"tokens", a.tokens},
-                                                  {"prompt", inputs[e]}}));
+                                                  {"prompt", node_inputs[node][e]}}));
       }
     }
   }
@@ -264,6 +282,31 @@ GraphSelectorTrainingLog train_graph_selector(GraphSelector& selector,
   return log;
 }
 
+GraphSelectorFit fit_graph_selector(const std::vector<Agent>& agents,
+                                    const GraphAttentionSpec& graph,
+                                    const std::vector<torch::Tensor>& features,
+                                    const torch::Tensor& correct,
+                                    const GraphSelectorTrainingOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  GraphSelectorOptions selector_options;
+  for (const auto& agent : agents) selector_options.feature_widths.push_back(node_feature_width(agent));
+  selector_options.graph = graph.options;
+  selector_options.adjacency = graph.adjacency;
+  GraphSelectorFit fit;
+  fit.selector = GraphSelector(selector_options);
+  fit.log = train_graph_selector(fit.selector, features, correct, options);
+  fit.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fit.chosen = fit.selector->choose(features);
+  const auto right = correct.to(torch::kCPU).contiguous();
+  const auto r = right.accessor<bool, 2>();
+  for (size_t i = 0; i < fit.chosen.size(); ++i) {
+    fit.chosen_right += r[static_cast<int64_t>(i)][fit.chosen[i]] ? 1 : 0;
+  }
+  fit.training_accuracy =
+      static_cast<double>(fit.chosen_right) / static_cast<double>(fit.log.trainable);
+  return fit;
+}
+
 // --- The mechanism -------------------------------------------------------------------------------
 
 GraphSelection::GraphSelection(std::vector<Agent> agents, GraphSelector selector,
@@ -288,18 +331,25 @@ GraphSelection::GraphSelection(std::vector<Agent> agents, GraphSelector selector
 
 std::vector<GraphSelectionOutcome> GraphSelection::run(const std::vector<std::string>& inputs,
                                                        Transcript* transcript) {
-  const auto answers = ask_nodes(agents_, inputs, options_, "graph_select", transcript);
+  return run(std::vector<std::vector<std::string>>(agents_.size(), inputs), transcript);
+}
+
+std::vector<GraphSelectionOutcome> GraphSelection::run(
+    const std::vector<std::vector<std::string>>& node_inputs, Transcript* transcript) {
+  const auto answers = ask_nodes(agents_, node_inputs, options_, "graph_select", transcript);
   std::vector<GraphSelectionOutcome> out;
-  if (inputs.empty()) return out;
+  const size_t examples = answers.answers.size();
+  if (examples == 0) return out;
   torch::NoGradGuard no_grad;
   const auto scores = selector_->forward(answers.features);
   const auto chosen = argmax_lowest_index(scores);
   const auto p = torch::softmax(scores, 1).to(torch::kCPU, torch::kFloat64).contiguous();
   const auto pa = p.accessor<double, 2>();
-  for (size_t e = 0; e < inputs.size(); ++e) {
+  for (size_t e = 0; e < examples; ++e) {
     GraphSelectionOutcome o;
     o.chosen = chosen[e];
-    o.answer = answers.answers[e][static_cast<size_t>(o.chosen)].text;
+    o.answers = answers.answers[e];
+    o.answer = o.answers[static_cast<size_t>(o.chosen)].text;
     nlohmann::json by_agent = nlohmann::json::object();
     for (size_t i = 0; i < agents_.size(); ++i) {
       o.probabilities.push_back(pa[static_cast<int64_t>(e)][static_cast<int64_t>(i)]);

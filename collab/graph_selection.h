@@ -45,6 +45,13 @@ int64_t node_feature_width(const Agent& agent);
 NodeAnswers ask_nodes(const std::vector<Agent>& agents, const std::vector<std::string>& inputs,
                       const model::GenerationOptions& options, const std::string& channel,
                       Transcript* transcript);
+// The same where each agent reads inputs of its own: inputs[node][example], every node with the
+// same number of examples (e.g. one caption in each agent's source language). A recorded answer's
+// prompt is its own node's input.
+NodeAnswers ask_nodes(const std::vector<Agent>& agents,
+                      const std::vector<std::vector<std::string>>& inputs,
+                      const model::GenerationOptions& options, const std::string& channel,
+                      Transcript* transcript);
 
 // --- The selector --------------------------------------------------------------------------------
 
@@ -115,12 +122,30 @@ GraphSelectorTrainingLog train_graph_selector(GraphSelector& selector,
                                               const torch::Tensor& correct,
                                               const GraphSelectorTrainingOptions& options);
 
+// A selector over `agents` (one node each, in order; widths from node_feature_width) and the graph
+// `graph`, trained on `features` and `correct` as train_graph_selector trains, then asked on the
+// same requests.
+struct GraphSelectorFit {
+  GraphSelector selector{nullptr};
+  GraphSelectorTrainingLog log;
+  std::vector<int64_t> chosen;   // per request, the node the trained selector keeps
+  int64_t chosen_right = 0;      // requests whose kept node is correct
+  double training_accuracy = 0;  // chosen_right / log.trainable
+  double seconds = 0;            // wall time of the training
+};
+GraphSelectorFit fit_graph_selector(const std::vector<Agent>& agents,
+                                    const GraphAttentionSpec& graph,
+                                    const std::vector<torch::Tensor>& features,
+                                    const torch::Tensor& correct,
+                                    const GraphSelectorTrainingOptions& options);
+
 // --- The mechanism -------------------------------------------------------------------------------
 
 struct GraphSelectionOutcome {
   std::string answer;
   int64_t chosen = 0;                 // the node (agent) whose answer is kept
   std::vector<double> probabilities;  // p(node), in the agents' order
+  std::vector<Response> answers;      // every node's answer, in the agents' order
 };
 
 // Every agent answers (ask_nodes), the selector picks one answer per input. Transcript: the answers
@@ -134,6 +159,9 @@ class GraphSelection {
   GraphSelection(std::vector<Agent> agents, GraphSelector selector,
                  model::GenerationOptions options = greedy_generation());
   std::vector<GraphSelectionOutcome> run(const std::vector<std::string>& inputs,
+                                         Transcript* transcript = nullptr);
+  // Each agent reads inputs of its own: inputs[node][example] (see ask_nodes).
+  std::vector<GraphSelectionOutcome> run(const std::vector<std::vector<std::string>>& inputs,
                                          Transcript* transcript = nullptr);
 
  private:

@@ -77,14 +77,15 @@ nlohmann::json yaml_to_json(const YAML::Node& node) {
   }
 }
 
-// The graph block of a graph_select arm, read by graph_attention_from_json over the arm's agents
-// and checked by building the graph once; errors name the block's origin and key path.
-collab::GraphAttentionSpec read_graph(const ConfigView& view,
-                                      const std::vector<std::string>& nodes) {
+}  // namespace
+
+collab::GraphAttentionSpec read_graph_block(const ConfigView& view,
+                                            const std::vector<std::string>& nodes,
+                                            const std::string& owner) {
   const std::string where = view.origin("graph") + ": " + view.key_path("graph");
-  CHORUS_CHECK(view.has("graph"), where,
-               ": an arm of kind graph_select needs a graph block {dim, heads, steps, seed, "
-               "adjacency} (graph attention over its agents)");
+  CHORUS_CHECK(view.has("graph"), where, ": ", owner,
+               " needs a graph block {dim, heads, steps, seed, adjacency} (graph attention over "
+               "its agents)");
   // Types and ranges first, each error at its key's line; then the whole block through the reader
   // that owns it (unknown keys, the adjacency).
   const auto graph = view.child("graph");
@@ -105,7 +106,14 @@ collab::GraphAttentionSpec read_graph(const ConfigView& view,
   }
 }
 
-}  // namespace
+collab::GraphSelectorTrainingOptions read_selector_training(const ConfigView& train) {
+  collab::GraphSelectorTrainingOptions o;
+  o.steps = train.get_int("steps", o.steps, 1);
+  o.batch_size = train.get_int("batch_size", o.batch_size, 1);
+  o.learning_rate = train.get_double("learning_rate", o.learning_rate, 1e-12);
+  o.seed = static_cast<uint64_t>(train.get_int("seed", 0, 0));
+  return o;
+}
 
 std::string to_string(ArmKind kind) {
   switch (kind) {
@@ -284,13 +292,8 @@ std::vector<ArmSpec> read_router_arms(const Config& config, const ConfigView& ro
         break;
       }
       case ArmKind::graph_select: {
-        arm.graph = read_graph(view, arm.agents);
-        const auto t = view.child_or_empty("train");
-        auto& o = arm.selector_training;
-        o.steps = t.get_int("steps", o.steps, 1);
-        o.batch_size = t.get_int("batch_size", o.batch_size, 1);
-        o.learning_rate = t.get_double("learning_rate", o.learning_rate, 1e-12);
-        o.seed = static_cast<uint64_t>(t.get_int("seed", 0, 0));
+        arm.graph = read_graph_block(view, arm.agents, "an arm of kind graph_select");
+        arm.selector_training = read_selector_training(view.child_or_empty("train"));
         break;
       }
     }
@@ -356,34 +359,21 @@ SelectorFit ArmRunner::fit_selector(
         right.select(1, static_cast<int64_t>(node)).sum().item<int64_t>();
   }
 
-  start = Clock::now();
-  collab::GraphSelectorOptions options;
-  for (const auto& agent : nodes)
-    options.feature_widths.push_back(collab::node_feature_width(agent));
-  options.graph = arm.graph.options;
-  options.adjacency = arm.graph.adjacency;
-  collab::GraphSelector selector(options);
+  collab::GraphSelectorFit trained;
   try {
-    const auto log = collab::train_graph_selector(selector, features, right, arm.selector_training);
-    fit.losses = log.losses;
-    fit.trainable = log.trainable;
+    trained = collab::fit_graph_selector(nodes, arm.graph, features, right, arm.selector_training);
   } catch (const Error& e) {
     throw Error("graph_select arm '" + arm.name + "': " + e.what());
   }
-  fit.train_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  const auto chosen = selector->choose(features);
-  int64_t chosen_right = 0;
+  fit.losses = trained.log.losses;
+  fit.trainable = trained.log.trainable;
+  fit.train_seconds = trained.seconds;
   for (const auto& a : arm.agents) fit.chosen[a] = 0;
-  for (size_t i = 0; i < chosen.size(); ++i) {
-    fit.chosen[arm.agents[static_cast<size_t>(chosen[i])]] += 1;
-    chosen_right += right.index({static_cast<int64_t>(i), chosen[i]}).item<bool>() ? 1 : 0;
-  }
-  fit.training_accuracy = fit.trainable > 0 ? static_cast<double>(chosen_right) /
-                                                  static_cast<double>(fit.trainable)
-                                            : 0.0;
-  fit.parameters = selector->parameter_count();
-  fit.flops_per_decision = selector->flops_per_decision();
-  selectors_.insert_or_assign(arm.name, selector);
+  for (const auto c : trained.chosen) fit.chosen[arm.agents[static_cast<size_t>(c)]] += 1;
+  fit.training_accuracy = trained.training_accuracy;
+  fit.parameters = trained.selector->parameter_count();
+  fit.flops_per_decision = trained.selector->flops_per_decision();
+  selectors_.insert_or_assign(arm.name, trained.selector);
   return fit;
 }
 

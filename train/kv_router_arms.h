@@ -64,6 +64,17 @@ struct ArmSpec {
 // One line saying what the arm does.
 std::string describe(const ArmSpec& arm);
 
+// The graph block of a learned selector (`view`'s key graph: {dim, heads, head_dim, steps, seed,
+// adjacency} over `nodes`), read by collab::graph_attention_from_json and checked by building the
+// graph once. Errors name the block's origin and key path; a missing block says that `owner` (e.g.
+// "an arm of kind graph_select") needs one.
+collab::GraphAttentionSpec read_graph_block(const ConfigView& view,
+                                            const std::vector<std::string>& nodes,
+                                            const std::string& owner);
+// A learned selector's training block {steps, batch_size, learning_rate, seed}; absent keys keep
+// collab::GraphSelectorTrainingOptions' defaults. Other keys are left for the caller to read.
+collab::GraphSelectorTrainingOptions read_selector_training(const ConfigView& train);
+
 // Reads `router.arms` (a map: arm name -> {kind, agents, ...}) against the agents' names. Every
 // error names the file and line (or the override) and the key, before any work: no arms, an arm
 // without agents or with the wrong number, an unknown agent or judge, a self-consistency with fewer

@@ -15,6 +15,7 @@
 #include <numeric>
 
 #include "collab/cost.h"
+#include "collab/graph_selection.h"
 #include "collab/voting.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -26,6 +27,7 @@
 #include "train/data/batching.h"
 #include "train/data/text_pairs.h"
 #include "train/kv_agents.h"
+#include "train/kv_router_arms.h"
 #include "train/parallel_jobs.h"
 #include "train/run_folder.h"
 #include "train/seq2seq_training.h"
@@ -52,12 +54,13 @@ struct AgentEntry {
   TextAgentSpec spec;
 };
 
-// A mechanism that needs no training, evaluated beside the agents and the team
-// (evaluation.mechanisms.<name>).
+// A mechanism evaluated beside the agents and the team (evaluation.mechanisms.<name>): none but
+// graph_select trains anything, and graph_select trains only its small selector, on captions
+// outside the test split.
 struct MechanismSpec {
   std::string name;
-  std::string kind;                 // mbr, vote, self_consistency, best_single_agent
-  std::vector<std::string> agents;  // mbr, vote, best_single_agent: the agents taking part (default: all)
+  std::string kind;                 // mbr, vote, self_consistency, best_single_agent, graph_select
+  std::vector<std::string> agents;  // all kinds but self_consistency: the agents taking part (default: all)
   std::string agent;                // self_consistency: the agent sampled
   int64_t samples = 8;              // self_consistency: N
   double temperature = 0.7;
@@ -71,6 +74,14 @@ struct MechanismSpec {
   // log-probabilities (score: sum) or their mean (score: mean, which does not favour short ones).
   std::string rule = "log_prob";
   std::string score = "mean";
+  // graph_select: a learned selector (collab::GraphSelector) over `agents` with this graph, trained
+  // on `train_examples` captions labelled by which agent's translation has the higher sentence chrF.
+  // train_split: valid, train, or auto (the validation split when it has train_examples complete
+  // captions, else the training split).
+  collab::GraphAttentionSpec graph;
+  collab::GraphSelectorTrainingOptions selector_training;
+  int64_t train_examples = 2000;
+  std::string train_split = "auto";
 };
 
 struct Plan {
@@ -97,7 +108,8 @@ struct Plan {
   std::vector<MechanismSpec> mechanisms;
 };
 
-const std::vector<std::string> kMechanismKinds = {"mbr", "vote", "self_consistency", "best_single_agent"};
+const std::vector<std::string> kMechanismKinds = {"mbr", "vote", "self_consistency", "best_single_agent",
+                                                  "graph_select"};
 
 std::string joined(const std::vector<std::string>& names) {
   std::string s;
@@ -142,6 +154,13 @@ std::vector<MechanismSpec> read_mechanisms(const ConfigView& evaluation, const s
       if (m.kind == "vote") {
         m.rule = view.get_choice("rule", {"log_prob", "majority"}, std::string("log_prob"));
         m.score = view.get_choice("score", {"sum", "mean"}, std::string("mean"));
+      }
+      if (m.kind == "graph_select") {
+        m.graph = read_graph_block(view, m.agents, "a mechanism of kind graph_select");
+        const auto train = view.child_or_empty("train");
+        m.selector_training = read_selector_training(train);
+        m.train_examples = train.get_int("examples", m.train_examples, 1);
+        m.train_split = train.get_choice("split", {"auto", "valid", "train"}, m.train_split);
       }
     }
     out.push_back(std::move(m));
@@ -435,6 +454,55 @@ collab::VoteOutcome mbr_chrf(const std::vector<std::string>& from, const std::ve
     return chrf.sentence_score(hypothesis, {reference}).score;
   };
   return collab::vote(candidates, options);
+}
+
+// Every node's greedy answer and node feature (collab::ask_nodes) for every row of `split`, each
+// agent reading its own source; in translate_all's batches, so the answers are the agents' own
+// translations of the same rows.
+struct SplitNodeAnswers {
+  std::vector<std::vector<collab::Response>> answers;  // [row][node]
+  std::vector<torch::Tensor> features;                 // per node [rows, width]
+};
+
+std::vector<std::vector<std::string>> node_inputs(const MultiSourceSplit& split, const std::vector<size_t>& members,
+                                                  const std::vector<int64_t>& rows) {
+  std::vector<std::vector<std::string>> out(members.size());
+  for (size_t k = 0; k < members.size(); ++k) {
+    for (const auto r : rows) out[k].push_back(split.sources[members[k]][static_cast<size_t>(r)]);
+  }
+  return out;
+}
+
+SplitNodeAnswers ask_nodes_on_split(const std::vector<collab::Agent>& nodes, const std::vector<size_t>& members,
+                                    const MultiSourceSplit& split, const model::GenerationOptions& greedy,
+                                    int64_t batch_size) {
+  SplitNodeAnswers out;
+  out.answers.resize(split.size());
+  for (const auto& node : nodes) {
+    out.features.push_back(torch::zeros({static_cast<int64_t>(split.size()), collab::node_feature_width(node)}));
+  }
+  translate_all(split, batch_size, [&](const std::vector<int64_t>& rows) {
+    const auto asked = collab::ask_nodes(nodes, node_inputs(split, members, rows), greedy, "graph_select", nullptr);
+    const auto index = torch::tensor(rows, torch::kInt64);
+    for (size_t k = 0; k < nodes.size(); ++k) out.features[k].index_copy_(0, index, asked.features[k]);
+    for (size_t i = 0; i < rows.size(); ++i) out.answers[static_cast<size_t>(rows[i])] = asked.answers[i];
+    return std::vector<std::string>(rows.size());
+  });
+  return out;
+}
+
+// Per candidate, its sentence chrF against `reference`; best: the first with the highest.
+std::vector<double> sentence_chrf(const std::vector<collab::Response>& candidates, const std::string& reference,
+                                  const eval::ChrfScorer& chrf, size_t* best) {
+  std::vector<double> out;
+  for (const auto& c : candidates) out.push_back(chrf.sentence_score(c.text, {reference}).score);
+  *best = static_cast<size_t>(std::max_element(out.begin(), out.end()) - out.begin());
+  return out;
+}
+
+bool all_texts_equal(const std::vector<collab::Response>& candidates) {
+  return std::all_of(candidates.begin(), candidates.end(),
+                     [&](const collab::Response& c) { return c.text == candidates.front().text; });
 }
 
 }  // namespace
@@ -808,6 +876,178 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
         s.winners.push_back(outcome.winner);
       }
       s.cost.seconds = since(start);
+    } else if (m.kind == "graph_select") {
+      std::vector<collab::Agent> nodes;
+      std::vector<size_t> members;
+      for (const auto& a : m.agents) {
+        nodes.push_back(agents.at(a));
+        members.push_back(agent_index(a));
+      }
+      // Training captions: the validation split, or the training split when validation has too
+      // few (train.split: auto); never the test split.
+      auto training_rows = load_split(plan, plan.valid_split, m.train_examples);
+      std::string training_split = plan.valid_split;
+      const auto valid_captions = training_rows.size();  // all of them when fewer than asked for
+      const bool valid_too_small = static_cast<int64_t>(valid_captions) < m.train_examples;
+      if (m.train_split == "train" || (m.train_split == "auto" && valid_too_small)) {
+        training_rows = load_split(plan, plan.train_split, m.train_examples);
+        training_split = plan.train_split;
+      }
+      const auto asked = ask_nodes_on_split(nodes, members, training_rows, greedy, plan.eval_batch_size);
+      const double answer_seconds = since(start);
+      // Labels: the node whose translation has the higher sentence chrF against the reference is
+      // right; equal scores make both right; rows whose translations are identical carry no choice.
+      std::vector<int64_t> kept;
+      std::vector<std::vector<bool>> right_rows;
+      int64_t identical = 0, tied = 0;
+      nlohmann::json better = nlohmann::json::object();
+      for (const auto& a : m.agents) better[a] = 0;
+      for (size_t r = 0; r < training_rows.size(); ++r) {
+        const auto& candidates = asked.answers[r];
+        if (all_texts_equal(candidates)) {
+          ++identical;
+          continue;
+        }
+        size_t best = 0;
+        const auto scores = sentence_chrf(candidates, training_rows.targets[r], chrf_utility, &best);
+        std::vector<bool> right;
+        for (const auto score : scores) right.push_back(score == scores[best]);
+        if (std::count(right.begin(), right.end(), true) > 1) {
+          ++tied;
+        } else {
+          better[m.agents[best]] = better[m.agents[best]].get<int64_t>() + 1;
+        }
+        kept.push_back(static_cast<int64_t>(r));
+        right_rows.push_back(std::move(right));
+      }
+      auto correct = torch::zeros({static_cast<int64_t>(kept.size()), static_cast<int64_t>(nodes.size())}, torch::kBool);
+      for (size_t i = 0; i < kept.size(); ++i) {
+        for (size_t k = 0; k < nodes.size(); ++k) {
+          if (right_rows[i][k]) correct.index_put_({static_cast<int64_t>(i), static_cast<int64_t>(k)}, true);
+        }
+      }
+      const auto kept_index = torch::tensor(kept, torch::kInt64);
+      std::vector<torch::Tensor> features;
+      for (const auto& f : asked.features) features.push_back(f.index_select(0, kept_index));
+      collab::GraphSelectorFit fit;
+      try {
+        fit = collab::fit_graph_selector(nodes, m.graph, features, correct, m.selector_training);
+      } catch (const Error& e) {
+        throw Error("mechanism '" + m.name + "' (graph_select): " + e.what());
+      }
+      nlohmann::json chosen_in_training = nlohmann::json::object();
+      for (const auto& a : m.agents) chosen_in_training[a] = 0;
+      for (const auto c : fit.chosen) {
+        const auto& a = m.agents[static_cast<size_t>(c)];
+        chosen_in_training[a] = chosen_in_training[a].get<int64_t>() + 1;
+      }
+      const auto& losses = fit.log.losses;
+      const auto tenth = std::max<size_t>(1, losses.size() / 10);
+      auto mean_loss = [](auto begin, auto end) {
+        return std::accumulate(begin, end, 0.0) / static_cast<double>(std::distance(begin, end));
+      };
+
+      // The test captions: both agents translate, the selector keeps one translation.
+      const auto test_start = Clock::now();
+      collab::GraphSelection selection(nodes, fit.selector, greedy);
+      std::vector<collab::GraphSelectionOutcome> outcomes(test_split.size());
+      translate_all(test_split, plan.eval_batch_size, [&](const std::vector<int64_t>& rows) {
+        auto part = selection.run(node_inputs(test_split, members, rows));
+        for (size_t i = 0; i < rows.size(); ++i) outcomes[static_cast<size_t>(rows[i])] = std::move(part[i]);
+        return std::vector<std::string>(rows.size());
+      });
+      s.cost.seconds = since(test_start);
+      const double selector_flops = fit.selector->flops_per_decision();
+      nlohmann::json chosen = nlohmann::json::object(), oracle_chosen = nlohmann::json::object();
+      for (const auto& a : m.agents) chosen[a] = 0, oracle_chosen[a] = 0;
+      double p_chosen = 0;
+      int64_t decided = 0, agreeing = 0, differing_from_agents = 0, identical_test = 0;
+      std::vector<std::string> oracle_outputs;
+      for (size_t r = 0; r < test_split.size(); ++r) {
+        const auto& o = outcomes[r];
+        const auto winner = static_cast<size_t>(o.chosen);
+        s.outputs.push_back(o.answer);
+        s.winners.push_back(winner);
+        chosen[m.agents[winner]] = chosen[m.agents[winner]].get<int64_t>() + 1;
+        p_chosen += o.probabilities[winner];
+        nlohmann::json c = nlohmann::json::array();
+        for (size_t k = 0; k < nodes.size(); ++k) {
+          const auto& text = o.answers[k].text;
+          c.push_back({{"from", m.agents[k]}, {"text", text}, {"p", o.probabilities[k]}});
+          s.cost += collab::seq2seq_call_cost(*nodes[k].model, token_count(nodes[k], test_split.sources[members[k]][r]),
+                                              static_cast<int64_t>(nodes[k].tokenizer->encode(text).size()));
+          differing_from_agents += text != systems[members[k]].outputs[r] ? 1 : 0;
+        }
+        s.cost.flops += selector_flops;
+        s.candidates.push_back(std::move(c));
+        // The oracle: the candidate the training labels would call right (ties: the first).
+        size_t best = 0;
+        const auto scores = sentence_chrf(o.answers, test_split.targets[r], chrf_utility, &best);
+        oracle_outputs.push_back(o.answers[best].text);
+        oracle_chosen[m.agents[best]] = oracle_chosen[m.agents[best]].get<int64_t>() + 1;
+        if (all_texts_equal(o.answers)) {
+          ++identical_test;
+        } else if (std::count(scores.begin(), scores.end(), scores[best]) == 1) {
+          ++decided;
+          agreeing += winner == best ? 1 : 0;
+        }
+      }
+      s.description = "learned selector (graph attention over " + joined(m.agents) + ", dim " +
+                      std::to_string(m.graph.options.dim) + ", " + std::to_string(m.graph.options.steps) +
+                      " steps) keeping one of their greedy translations, each from its own source; trained on " +
+                      std::to_string(kept.size()) + " " + training_split +
+                      " captions labelled by the higher sentence chrF";
+      const auto& g = m.graph.options;
+      nlohmann::json adjacency = nlohmann::json::object();
+      for (size_t i = 0; i < m.agents.size(); ++i) {
+        nlohmann::json reads = nlohmann::json::array();
+        for (size_t j = 0; j < m.agents.size(); ++j) {
+          if (m.graph.adjacency[static_cast<int64_t>(i)][static_cast<int64_t>(j)].item<bool>()) reads.push_back(m.agents[j]);
+        }
+        adjacency[m.agents[i]] = reads;
+      }
+      s.details["agents"] = m.agents;
+      s.details["graph"] = {{"dim", g.dim}, {"heads", g.heads}, {"head_dim", g.head_dim},
+                            {"steps", g.steps}, {"seed", g.seed}, {"adjacency", adjacency}};
+      s.details["parameters"] = fit.selector->parameter_count();
+      s.details["flops_per_decision"] = selector_flops;
+      s.details["training"] = {
+          {"split", training_split},
+          {"split_setting", m.train_split},
+          {"why", training_split == plan.valid_split
+                      ? "the validation split has the captions asked for"
+                      : (m.train_split == "train" ? "train.split: train"
+                                                  : "the validation split has " + std::to_string(valid_captions) +
+                                                        " complete captions, fewer than train.examples = " +
+                                                        std::to_string(m.train_examples))},
+          {"captions", training_rows.size()},
+          {"identical_translations_skipped", identical},
+          {"trained_on", kept.size()},
+          {"better", better},
+          {"ties", tied},
+          {"steps", m.selector_training.steps},
+          {"batch_size", m.selector_training.batch_size},
+          {"learning_rate", m.selector_training.learning_rate},
+          {"seed", m.selector_training.seed},
+          {"initial_loss", losses.empty() ? 0.0 : mean_loss(losses.begin(), losses.begin() + static_cast<std::ptrdiff_t>(tenth))},
+          {"final_loss", losses.empty() ? 0.0 : mean_loss(losses.end() - static_cast<std::ptrdiff_t>(tenth), losses.end())},
+          {"training_accuracy", fit.training_accuracy},
+          {"chosen", chosen_in_training},
+          {"answer_seconds", answer_seconds},
+          {"train_seconds", fit.seconds}};
+      s.details["chosen"] = chosen;
+      s.details["mean_p_chosen"] = test_split.size() > 0 ? p_chosen / static_cast<double>(test_split.size()) : 0.0;
+      s.details["agrees_with_oracle"] = {{"captions", decided},
+                                         {"agreeing", agreeing},
+                                         {"fraction", decided > 0 ? static_cast<double>(agreeing) / static_cast<double>(decided) : 0.0}};
+      s.details["identical_translations"] = identical_test;
+      s.details["candidates_differing_from_agents_outputs"] = differing_from_agents;
+      s.details["oracle_bleu"] = corpus_bleu(oracle_outputs, test_split.targets);
+      s.details["oracle_chrf"] = eval::ChrfScorer().corpus_score(oracle_outputs, {test_split.targets}).score;
+      s.details["oracle_chosen"] = oracle_chosen;
+      s.details["oracle"] =
+          "an upper bound that knows the references: per test caption the translation with the higher sentence chrF "
+          "against the reference (the selector's training label; ties to the first agent)";
     } else {  // best_single_agent
       const auto valid = load_split(plan, plan.valid_split, m.valid_examples);
       nlohmann::json scores = nlohmann::json::object();
@@ -960,7 +1200,8 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
        "tokenizes them, flops estimated from the models' shapes (collab/cost.h; the team adds the other "
        "agents' encoders and the head; a mechanism adds every call it makes: MBR all its agents' translations, "
        "self-consistency its N samples, the best single agent only the chosen agent at test time, its "
-       "validation decoding recorded apart), seconds is wall time of batched decoding on this machine"},
+       "validation decoding recorded apart, the learned selector its agents' translations and its own FLOPs, "
+       "its training recorded apart), seconds is wall time of batched decoding on this machine"},
       {"systems", report_systems},
       {"comparisons", comparisons},
       {"phases", phases},

@@ -1,8 +1,9 @@
 // Learned answer selection by graph attention over agents: on synthetic node features whose right
 // node is known, training learns it (through a message from another node) and lowers the loss; the
 // same seed gives the same losses; a node hidden by the adjacency does not move its reader's score;
-// node features of tiny agents match a teacher-forced reference; the mechanism records its
-// decision; shapes that disagree are errors.
+// node features of tiny agents match a teacher-forced reference, also when each agent reads inputs
+// of its own; fitting is training then choosing; the mechanism records its decision; shapes that
+// disagree are errors.
 #include <ATen/CPUGeneratorImpl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -277,6 +278,89 @@ TEST(NodeFeatures, AreTheAgentsPooledStatesAndTheirAnswersAreUnchanged) {
   EXPECT_EQ(transcript.messages()[2].metadata["example"], 1);
   EXPECT_EQ(transcript.messages()[2].metadata["prompt"], "four");
   EXPECT_TRUE(transcript.messages()[0].receivers.empty());
+}
+
+TEST(NodeFeatures, EachAgentMayReadInputsOfItsOwn) {
+  const std::vector<Agent> agents = {tiny_agent("small", 16, 3), tiny_agent("wide", 24, 4)};
+  const std::vector<std::vector<std::string>> inputs = {{"two three", "four"},
+                                                        {"five six", "seven eight nine"}};
+  Transcript transcript;
+  const auto nodes = ask_nodes(agents, inputs, greedy_generation(4), "graph_select", &transcript);
+  ASSERT_EQ(nodes.answers.size(), 2u);
+  for (size_t n = 0; n < agents.size(); ++n) {
+    // The same as the agent asked alone on its own inputs.
+    const auto alone = ask_nodes({agents[n]}, inputs[n], greedy_generation(4), "x", nullptr);
+    EXPECT_TRUE(torch::allclose(nodes.features[n], alone.features[0], 1e-6, 1e-6)) << n;
+    for (size_t e = 0; e < 2; ++e) {
+      EXPECT_EQ(nodes.answers[e][n].text, alone.answers[e][0].text);
+      EXPECT_EQ(nodes.answers[e][n].tokens, alone.answers[e][0].tokens);
+    }
+  }
+  // Each recorded answer's prompt is its own agent's input.
+  ASSERT_EQ(transcript.size(), 4u);
+  EXPECT_EQ(transcript.messages()[0].metadata["prompt"], "two three");
+  EXPECT_EQ(transcript.messages()[1].metadata["prompt"], "five six");
+  EXPECT_EQ(transcript.messages()[3].metadata["prompt"], "seven eight nine");
+  // The mechanism reads the same per-agent inputs and gives every agent's answer with its choice.
+  GraphSelectorOptions o;
+  o.feature_widths = {node_feature_width(agents[0]), node_feature_width(agents[1])};
+  o.graph.dim = 8;
+  o.adjacency = full_adjacency(2);
+  GraphSelector selector(o);
+  const auto outcomes = GraphSelection(agents, selector, greedy_generation(4)).run(inputs);
+  const auto chosen = selector->choose(nodes.features);
+  ASSERT_EQ(outcomes.size(), 2u);
+  for (size_t e = 0; e < 2; ++e) {
+    EXPECT_EQ(outcomes[e].chosen, chosen[e]);
+    ASSERT_EQ(outcomes[e].answers.size(), 2u);
+    for (size_t n = 0; n < 2; ++n) EXPECT_EQ(outcomes[e].answers[n].text, nodes.answers[e][n].text);
+    EXPECT_EQ(outcomes[e].answer, nodes.answers[e][static_cast<size_t>(chosen[e])].text);
+  }
+  // One input list per agent, each as long as the first.
+  const std::vector<std::vector<std::string>> one_list = {{"two"}};
+  const std::vector<std::vector<std::string>> uneven = {{"two"}, {"three", "four"}};
+  EXPECT_THAT([&] { ask_nodes(agents, one_list, greedy_generation(4), "gs", nullptr); },
+              ::testing::ThrowsMessage<Error>(
+                  HasSubstr("gs: expected one input list per agent (2), got 1")));
+  EXPECT_THAT([&] { ask_nodes(agents, uneven, greedy_generation(4), "gs", nullptr); },
+              ::testing::ThrowsMessage<Error>(
+                  HasSubstr("gs: agent 'wide' has 2 inputs, agent 'small' has 1")));
+}
+
+TEST(GraphSelector, FitIsTrainingThenChoosing) {
+  const std::vector<Agent> agents = {tiny_agent("small", 16, 3), tiny_agent("wide", 24, 4)};
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(8);
+  const std::vector<torch::Tensor> features = {torch::randn({40, 32}, generator),
+                                               torch::randn({40, 48}, generator)};
+  // Node 0 is right when its first feature is positive, node 1 otherwise; row 0 has no right node.
+  auto correct = torch::stack({features[0].select(1, 0) > 0, features[0].select(1, 0) <= 0}, 1);
+  correct[0].fill_(false);
+  GraphAttentionSpec graph;
+  graph.options.dim = 8;
+  graph.options.heads = 2;
+  graph.options.steps = 2;
+  graph.adjacency = full_adjacency(2);
+  auto options = training();
+  options.steps = 20;
+  const auto fit = fit_graph_selector(agents, graph, features, correct, options);
+  // The same as building the selector, training it and asking it by hand.
+  GraphSelectorOptions o;
+  o.feature_widths = {32, 48};
+  o.graph = graph.options;
+  o.adjacency = graph.adjacency;
+  GraphSelector selector(o);
+  const auto log = train_graph_selector(selector, features, correct, options);
+  EXPECT_EQ(fit.log.losses, log.losses);
+  EXPECT_EQ(fit.log.trainable, 39);
+  const auto chosen = selector->choose(features);
+  EXPECT_EQ(fit.chosen, chosen);
+  int64_t right = 0;
+  for (size_t r = 0; r < chosen.size(); ++r) {
+    right += correct[static_cast<int64_t>(r)][chosen[r]].item<bool>() ? 1 : 0;
+  }
+  EXPECT_EQ(fit.chosen_right, right);
+  EXPECT_DOUBLE_EQ(fit.training_accuracy, static_cast<double>(right) / 39.0);
+  EXPECT_GE(fit.seconds, 0.0);
 }
 
 TEST(GraphSelection, KeepsTheChosenAgentsAnswerAndRecordsTheDecision) {

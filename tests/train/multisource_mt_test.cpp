@@ -244,23 +244,53 @@ TEST_F(MultiSourceTest, ConfigMistakesFailBeforeAnyWork) {
   fails_with({"evaluation.mechanisms={v: {kind: vote, rule: mbr}}"}, "evaluation.mechanisms.v.rule");
   fails_with({"evaluation.mechanisms={v: {kind: vote, score: max}}"}, "evaluation.mechanisms.v.score");
   fails_with({"evaluation.mechanisms={vote: {agents: [en_de]}}"}, "expected at least two agents");
+  // The learned selector: its graph block, its training block, its agents.
+  const std::string graph = "graph: {dim: 8, heads: 2, adjacency: {en_de: [en_de, fr_de], fr_de: [en_de, fr_de]}}";
+  fails_with({"evaluation.mechanisms={gs: {kind: graph_select}}"},
+             "evaluation.mechanisms.gs.graph: a mechanism of kind graph_select needs a graph block");
+  fails_with({"evaluation.mechanisms={gs: {kind: graph_select, agents: [en_de], " + graph + "}}"},
+             "evaluation.mechanisms.gs.agents: expected at least two agents");
+  fails_with({"evaluation.mechanisms={gs: {kind: graph_select, graph: {dim: 8, adjacency: {en_de: [es_de]}}}}"},
+             "evaluation.mechanisms.gs.graph.adjacency.en_de: unknown node 'es_de' (nodes: en_de, fr_de)");
+  fails_with({"evaluation.mechanisms={gs: {kind: graph_select, graph: {dim: 8, adjacency: [[1, 1]]}}}"},
+             "evaluation.mechanisms.gs.graph.adjacency: expected 2 rows (one per node), got 1");
+  fails_with({"evaluation.mechanisms={gs: {kind: graph_select, graph: {dim: 8, hops: 2, adjacency: {en_de: [en_de]}}}}"},
+             "evaluation.mechanisms.gs.graph: unknown key 'hops'");
+  fails_with({"evaluation.mechanisms={gs: {kind: graph_select, graph: {dim: 9, heads: 2, adjacency: {en_de: [en_de]}}}}"},
+             "evaluation.mechanisms.gs.graph: graph attention: dim 9 is not divisible by heads 2");
+  fails_with({"evaluation.mechanisms={gs: {kind: graph_select, " + graph + ", train: {stesp: 3}}}"},
+             "did you mean 'evaluation.mechanisms.gs.train.steps'");
+  fails_with({"evaluation.mechanisms={gs: {kind: graph_select, " + graph + ", train: {examples: 0}}}"},
+             "evaluation.mechanisms.gs.train.examples");
+  fails_with({"evaluation.mechanisms={gs: {kind: graph_select, " + graph + ", train: {split: test}}}"},
+             "evaluation.mechanisms.gs.train.split");
+  fails_with({"evaluation.mechanisms={gs: {kind: graph_select, " + graph + ", samples: 3}}"},
+             "evaluation.mechanisms.gs.samples");
 }
 
-// MBR over the agents, self-consistency and the best single agent are systems beside the agents and
-// the team, with their costs, paired tests and transcripts (candidates and the winner).
+// MBR over the agents, self-consistency, the best single agent, the vote and the learned selector
+// are systems beside the agents and the team, with their costs, paired tests and transcripts
+// (candidates and the winner).
 TEST_F(MultiSourceTest, MechanismsWithoutTrainingAreSystemsWithCostsAndTranscripts) {
   ExperimentRun run;
   run.folder = dir_ / "run";
   run.quiet = true;
+  // The selectors: gs asks for more captions than the 20 of the validation split, so it trains on
+  // training captions; gs_valid on 15 validation captions.
+  const std::string graph = "graph: {dim: 8, heads: 2, steps: 2, seed: 0, adjacency: {en_de: [en_de, fr_de], "
+                            "fr_de: [en_de, fr_de]}}";
   const auto report = read_json(run_multisource_mt_experiment(
       Config::load(dir_ / "experiment.yaml",
                    {"team.train.steps=1",
                     "evaluation.mechanisms={mbr: {}, sc: {kind: self_consistency, agent: fr_de, samples: 3, "
                     "temperature: 1.0, top_k: 5, seed: 4}, best_single_agent: {valid_examples: 10}, "
-                    "vote: {rule: log_prob, score: mean}}"}),
+                    "vote: {rule: log_prob, score: mean}, gs: {kind: graph_select, agents: [en_de, fr_de], " +
+                        graph + ", train: {examples: 40, steps: 30, batch_size: 8, learning_rate: 0.01, seed: 0}}, "
+                        "gs_valid: {kind: graph_select, " + graph + ", train: {examples: 15, steps: 5}}}"}),
       run));
-  const std::vector<std::string> names = {"agent-en_de", "agent-fr_de", "team-fusion", "mechanism-mbr",
-                                          "mechanism-sc", "mechanism-best_single_agent", "mechanism-vote"};
+  const std::vector<std::string> names = {"agent-en_de",         "agent-fr_de",   "team-fusion",
+                                          "mechanism-mbr",       "mechanism-sc",  "mechanism-best_single_agent",
+                                          "mechanism-vote",      "mechanism-gs",  "mechanism-gs_valid"};
   ASSERT_EQ(report["systems"].size(), names.size());
   std::map<std::string, nlohmann::json> by_name;
   for (size_t i = 0; i < names.size(); ++i) {
@@ -298,8 +328,42 @@ TEST_F(MultiSourceTest, MechanismsWithoutTrainingAreSystemsWithCostsAndTranscrip
   EXPECT_EQ(vote["mechanism"]["score"], "mean");
   EXPECT_EQ(vote["mechanism"]["chosen"]["en_de"].get<int64_t>() + vote["mechanism"]["chosen"]["fr_de"].get<int64_t>(),
             vote["metrics"]["bleu_test"]["n"].get<int64_t>());
+  // The learned selector: both agents translate every row (their own translations), the selector
+  // adds its FLOPs, and every row is decided for one agent.
+  const auto& gs = by_name["mechanism-gs"];
+  const auto& selected = gs["mechanism"];
+  const double n = gs["metrics"]["bleu_test"]["n"].get<double>();
+  EXPECT_EQ(gs["cost"]["agent_calls"].get<double>(), 2.0);
+  EXPECT_GT(selected["flops_per_decision"].get<double>(), 0.0);
+  EXPECT_NEAR(gs["cost"]["flops"].get<double>(),
+              by_name["agent-en_de"]["cost"]["flops"].get<double>() + by_name["agent-fr_de"]["cost"]["flops"].get<double>() +
+                  selected["flops_per_decision"].get<double>(),
+              1e-6 * gs["cost"]["flops"].get<double>());
+  EXPECT_EQ(selected["candidates_differing_from_agents_outputs"], 0);
+  EXPECT_EQ(selected["chosen"]["en_de"].get<double>() + selected["chosen"]["fr_de"].get<double>(), n);
+  EXPECT_EQ(selected["oracle_chosen"]["en_de"].get<double>() + selected["oracle_chosen"]["fr_de"].get<double>(), n);
+  EXPECT_GE(selected["mean_p_chosen"].get<double>(), 0.5);  // the argmax of two
+  EXPECT_LE(selected["mean_p_chosen"].get<double>(), 1.0);
+  EXPECT_GE(selected["oracle_bleu"].get<double>(), 0.0);
+  EXPECT_LE(selected["oracle_bleu"].get<double>(), 100.0);
+  EXPECT_LE(selected["agrees_with_oracle"]["agreeing"].get<int64_t>(), selected["agrees_with_oracle"]["captions"].get<int64_t>());
+  const auto& training = selected["training"];
+  EXPECT_EQ(training["split"], "train");  // the validation split has 20 captions, 40 were asked for
+  EXPECT_THAT(training["why"].get<std::string>(), HasSubstr("fewer than train.examples = 40"));
+  EXPECT_EQ(training["captions"], 40);
+  EXPECT_EQ(training["trained_on"].get<int64_t>() + training["identical_translations_skipped"].get<int64_t>(), 40);
+  EXPECT_EQ(training["better"]["en_de"].get<int64_t>() + training["better"]["fr_de"].get<int64_t>() +
+                training["ties"].get<int64_t>(),
+            training["trained_on"].get<int64_t>());
+  EXPECT_EQ(training["steps"], 30);
+  EXPECT_GE(training["train_seconds"].get<double>(), 0.0);
+  EXPECT_EQ(selected["graph"]["adjacency"]["fr_de"], nlohmann::json({"en_de", "fr_de"}));
+  const auto& gs_valid = by_name["mechanism-gs_valid"]["mechanism"];
+  EXPECT_EQ(gs_valid["training"]["split"], "val");
+  EXPECT_EQ(gs_valid["training"]["captions"], 15);
+  EXPECT_EQ(gs_valid["agents"], nlohmann::json({"en_de", "fr_de"}));  // all by default
   // Every non-agent system against each agent, BLEU and chrF.
-  EXPECT_EQ(report["comparisons"].size(), 5u * 2u * 2u);
+  EXPECT_EQ(report["comparisons"].size(), 7u * 2u * 2u);
   // The best single agent against the agent it chose: the same outputs, reported as such (p = 1).
   size_t identical = 0;
   for (const auto& c : report["comparisons"]) {
@@ -315,10 +379,30 @@ TEST_F(MultiSourceTest, MechanismsWithoutTrainingAreSystemsWithCostsAndTranscrip
   const eval::ChrfScorer chrf;
   std::ifstream transcripts(run.folder / "transcripts.jsonl");
   std::map<std::string, int> lines;
+  std::map<std::string, std::vector<std::string>> outputs;  // per system, its transcript rows' outputs
   for (std::string text; std::getline(transcripts, text);) {
     const auto line = nlohmann::json::parse(text);
     const std::string system = line["system"];
     ++lines[system];
+    outputs[system].push_back(line["output"]);
+    if (system == "mechanism-gs") {
+      // Each candidate is its agent's own translation of the row with the selector's probability;
+      // the output is the more probable one (ties: the first).
+      const auto& candidates = line["candidates"];
+      ASSERT_EQ(candidates.size(), 2u);
+      const size_t row = outputs[system].size() - 1;
+      EXPECT_EQ(candidates[0]["from"], "en_de");
+      EXPECT_EQ(candidates[1]["from"], "fr_de");
+      EXPECT_EQ(candidates[0]["text"], outputs["agent-en_de"].at(row));
+      EXPECT_EQ(candidates[1]["text"], outputs["agent-fr_de"].at(row));
+      const double p0 = candidates[0]["p"], p1 = candidates[1]["p"];
+      EXPECT_NEAR(p0 + p1, 1.0, 1e-6);
+      const size_t expected = p0 >= p1 ? 0 : 1;
+      EXPECT_EQ(line["winner"].get<size_t>(), expected) << text;
+      EXPECT_EQ(line["winner_from"], candidates[expected]["from"]);
+      EXPECT_EQ(line["output"], candidates[expected]["text"]);
+      continue;
+    }
     if (system == "mechanism-vote") {
       // Each candidate is its agent's greedy translation with what the search scored it; the one
       // with the larger mean token log-probability wins (texts equal after normalisation form one

@@ -759,7 +759,7 @@ std::filesystem::path run_multisource_mt_experiment(const Config& config, const 
   }
   phases["evaluation"] = {{"seconds", since(phase_start)}};
 
-  // 4b. Mechanisms without training, on the same test rows.
+  // 4b. Mechanisms over the frozen agents (graph_select trains its selector first), on the same test rows.
   const auto mechanisms_start = Clock::now();
   const eval::ChrfScorer chrf_utility;
   auto agent_index = [&](const std::string& name) {

@@ -32,7 +32,11 @@
 // unevenly between systems). Run on an otherwise idle machine; the load average
 // is printed in the header for that reason.
 //
-//   build/benchmarks/seq2seq [--threads=N] [--reps=N] [--model_dir=DIR] [benchmark flags]
+// --rounds=N repeats the whole comparison N times in turn (rivals, Chorus, floor, then again) and
+// takes medians over all N x reps runs, so that drift in the machine's speed reaches every system
+// alike (see run_rounds).
+//
+//   build/benchmarks/seq2seq [--threads=N] [--reps=N] [--rounds=N] [--model_dir=DIR] [benchmark flags]
 //
 // Without $CHORUS_PYTHON the rival rows are skipped (and Chorus runs only if
 // MODEL_DIR already holds the model).
@@ -101,6 +105,7 @@ const std::vector<Case>& cases() {
 struct Settings {
   int threads = 0;
   int reps = 3;
+  int rounds = 1;  // every system timed this many times in turn (see run_rounds)
   fs::path model_dir;
   std::string python;  // empty: no rivals
   fs::path script;
@@ -169,20 +174,19 @@ struct RivalRun {
 
 std::map<std::string, RivalRun> g_rivals;  // filled by the rival rows
 
-// The rival's results, running its Python process on first use.
-const RivalRun& rival(const std::string& system) {
-  auto& runs = g_rivals;
-  auto found = runs.find(system);
-  if (found != runs.end()) return found->second;
-  RivalRun& run = runs[system];
+// One round of a rival: its Python process times every case --reps times; the runs are appended to
+// what earlier rounds gave. A failure is kept as the rival's error.
+void run_rival_round(const std::string& system) {
+  RivalRun& run = g_rivals[system];
+  if (!run.error.empty()) return;
   const Settings& s = g_settings;
   if (s.python.empty()) {
     run.error = "CHORUS_PYTHON is not set: no " + system + " to time";
-    return run;
+    return;
   }
   if (!model_error().empty()) {
     run.error = model_error();
-    return run;
+    return;
   }
   std::string command = quote(s.python) + " " + quote(s.script.string()) + " run " + system + " " +
                         quote(s.model_dir.string()) + " " + std::to_string(s.threads) + " " + std::to_string(s.reps);
@@ -190,22 +194,23 @@ const RivalRun& rival(const std::string& system) {
   std::string output;
   if (!run_command(command, output)) {
     run.error = system + " run failed: " + command;
-    return run;
+    return;
   }
   try {
     const auto json = nlohmann::json::parse(output);
     run.load_seconds = json.at("load_seconds").get<double>();
     for (const auto& [name, value] : json.at("cases").items()) {
       CaseResult& r = run.cases[name];
-      r.seconds = value.at("seconds").get<std::vector<double>>();
+      for (const double t : value.at("seconds").get<std::vector<double>>()) r.seconds.push_back(t);
       r.tokens = value.at("tokens").get<int64_t>();
-      r.peak_rss_mib = value.at("peak_rss_mib").get<double>();
+      r.peak_rss_mib = std::max(r.peak_rss_mib, value.at("peak_rss_mib").get<double>());
     }
   } catch (const std::exception& e) {
     run.error = system + " printed unreadable results (" + e.what() + "): " + output.substr(0, 200);
   }
-  return run;
 }
+
+void run_rounds();
 
 // A rival's result for one case when its rows ran (never starts Python).
 const CaseResult* rival_result(const std::string& system, const std::string& name) {
@@ -216,11 +221,12 @@ const CaseResult* rival_result(const std::string& system, const std::string& nam
 }
 
 void BM_Rival(benchmark::State& state, const std::string& system, const Case& c) {
-  const RivalRun& run = rival(system);
+  run_rounds();
+  const RivalRun& run = g_rivals[system];
   if (!run.error.empty()) return state.SkipWithError(run.error.c_str());
   const auto found = run.cases.find(c.name);
   if (found == run.cases.end() || found->second.tokens != c.tokens() ||
-      found->second.seconds.size() != static_cast<size_t>(g_settings.reps)) {
+      found->second.seconds.size() != static_cast<size_t>(g_settings.reps * g_settings.rounds)) {
     return state.SkipWithError((system + " returned no (or mismatching) results for " + c.name).c_str());
   }
   const CaseResult& r = found->second;
@@ -257,8 +263,15 @@ torch::Tensor make_inputs(int64_t batch, int64_t length) {
 
 std::map<std::string, CaseResult> g_chorus;  // for the closing table
 
-void BM_Chorus(benchmark::State& state, const Case& c) {
-  if (!model_error().empty()) return state.SkipWithError(model_error().c_str());
+std::map<std::string, std::string> g_chorus_errors;  // per case, when Chorus failed it
+
+// One round of Chorus on case `c`: one untimed run, then --reps timed runs appended to g_chorus.
+void time_chorus_round(const Case& c) {
+  if (g_chorus_errors.count(c.name) == 1) return;
+  if (!model_error().empty()) {
+    g_chorus_errors[c.name] = model_error();
+    return;
+  }
   double load_seconds = 0;
   const auto model = chorus_model(load_seconds);
   const auto ids = make_inputs(c.batch, c.source_len);
@@ -277,19 +290,31 @@ void BM_Chorus(benchmark::State& state, const Case& c) {
     const auto result = chorus::model::generate(*model, ids, mask, options);
     return result.sequences.size(0) == c.batch && result.sequences.size(1) == c.new_tokens + 1;
   };
-  if (!once()) return state.SkipWithError(("unexpected output shape in " + c.name).c_str());  // warm-up
   CaseResult& r = g_chorus[c.name];
-  r.seconds.clear();
   r.tokens = c.tokens();
-  for (auto _ : state) {
+  for (int rep = -1; rep < g_settings.reps; ++rep) {  // rep -1: warm-up
     const auto start = std::chrono::steady_clock::now();
     const bool ok = once();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    state.SetIterationTime(seconds);
-    r.seconds.push_back(seconds);
-    if (!ok) return state.SkipWithError(("unexpected output shape in " + c.name).c_str());
+    if (!ok) {
+      g_chorus_errors[c.name] = "unexpected output shape in " + c.name;
+      return;
+    }
+    if (rep >= 0) r.seconds.push_back(seconds);
   }
   r.peak_rss_mib = peak_rss_mib();
+}
+
+void BM_Chorus(benchmark::State& state, const Case& c) {
+  run_rounds();
+  if (const auto error = g_chorus_errors.find(c.name); error != g_chorus_errors.end()) {
+    return state.SkipWithError(error->second.c_str());
+  }
+  double load_seconds = 0;
+  chorus_model(load_seconds);
+  const CaseResult& r = g_chorus[c.name];
+  size_t i = 0;
+  for (auto _ : state) state.SetIterationTime(r.seconds[i++ % r.seconds.size()]);
   state.counters["tokens_per_s"] = r.tokens_per_s();
   state.counters["peak_rss_MiB"] = r.peak_rss_mib;
   state.counters["threads"] = g_settings.threads;
@@ -387,24 +412,48 @@ void floor_once(const FloorModel& m, const chorus::model::Seq2SeqConfig& c, cons
 
 std::map<std::string, CaseResult> g_floor;  // for the closing table
 
-void BM_Floor(benchmark::State& state, const Case& c) {
-  if (!model_error().empty()) return state.SkipWithError(model_error().c_str());
+// One round of the floor on case `c`: one untimed run (which also makes the output buffers), then
+// --reps timed runs appended to g_floor.
+void time_floor_round(const Case& c) {
+  if (!model_error().empty()) return;
   double load_seconds = 0;
   const auto& config = chorus_model(load_seconds)->config();
   const FloorModel& m = floor_model(config);
   torch::NoGradGuard no_grad;
   FloorProducts mm;
-  floor_once(m, config, c, mm);  // warm-up (and the output buffers)
   CaseResult& r = g_floor[c.name];
-  r.seconds.clear();
   r.tokens = c.tokens();
-  for (auto _ : state) {
+  for (int rep = -1; rep < g_settings.reps; ++rep) {
     const auto start = std::chrono::steady_clock::now();
     floor_once(m, config, c, mm);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    state.SetIterationTime(seconds);
-    r.seconds.push_back(seconds);
+    if (rep >= 0) r.seconds.push_back(seconds);
   }
+}
+
+// Every measurement, made once before the first row is reported: --rounds times in turn, the
+// rivals' processes (each timing every case), then Chorus on every case, then the floor on every
+// case. Medians are over all rounds' runs, so a machine whose speed drifts over minutes (other
+// jobs, neighbours on the host) slows every system alike instead of whichever ran at the time.
+// Every system is measured whatever --benchmark_filter selects; unset CHORUS_PYTHON to time Chorus
+// and the floor alone.
+void run_rounds() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  for (int round = 0; round < g_settings.rounds; ++round) {
+    for (const std::string system : {"transformers", "ctranslate2"}) run_rival_round(system);
+    for (const Case& c : cases()) time_chorus_round(c);
+    for (const Case& c : cases()) time_floor_round(c);
+  }
+}
+
+void BM_Floor(benchmark::State& state, const Case& c) {
+  run_rounds();
+  if (!model_error().empty()) return state.SkipWithError(model_error().c_str());
+  const CaseResult& r = g_floor[c.name];
+  size_t i = 0;
+  for (auto _ : state) state.SetIterationTime(r.seconds[i++ % r.seconds.size()]);
   state.counters["tokens_per_s"] = r.tokens_per_s();
   state.counters["threads"] = g_settings.threads;
   const auto mine = g_chorus.find(c.name);
@@ -414,8 +463,8 @@ void BM_Floor(benchmark::State& state, const Case& c) {
 }
 
 void print_table() {
-  std::printf("\nseq2seq, %d threads, median of %d runs: tokens/s (peak RSS MiB)\n", g_settings.threads,
-              g_settings.reps);
+  std::printf("\nseq2seq, %d threads, median of %d runs (%d rounds of %d): tokens/s (peak RSS MiB)\n",
+              g_settings.threads, g_settings.reps * g_settings.rounds, g_settings.rounds, g_settings.reps);
   std::printf("%-18s %22s %22s %22s %10s %10s %12s %10s\n", "case", "chorus", "transformers", "ctranslate2",
               "vs_hf", "vs_ct2", "gemm_floor", "of_floor");
   for (const Case& c : cases()) {
@@ -472,6 +521,7 @@ int main(int argc, char** argv) {
   std::string value;
   if (take_flag(argc, argv, "threads", value)) s.threads = std::max(1, std::atoi(value.c_str()));
   if (take_flag(argc, argv, "reps", value)) s.reps = std::max(1, std::atoi(value.c_str()));
+  if (take_flag(argc, argv, "rounds", value)) s.rounds = std::max(1, std::atoi(value.c_str()));
   if (take_flag(argc, argv, "model_dir", value)) s.model_dir = value;
   const char* python = std::getenv("CHORUS_PYTHON");
   s.python = python == nullptr ? "" : python;
@@ -490,20 +540,20 @@ int main(int argc, char** argv) {
     for (const Case& c : cases()) {
       benchmark::RegisterBenchmark((system + "/" + c.name).c_str(),
                                    [system, &c](benchmark::State& st) { BM_Rival(st, system, c); })
-          ->Iterations(s.reps)
+          ->Iterations(s.reps * s.rounds)
           ->UseManualTime()
           ->Unit(benchmark::kMillisecond);
     }
   }
   for (const Case& c : cases()) {
     benchmark::RegisterBenchmark(("chorus/" + c.name).c_str(), [&c](benchmark::State& st) { BM_Chorus(st, c); })
-        ->Iterations(s.reps)
+        ->Iterations(s.reps * s.rounds)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
   }
   for (const Case& c : cases()) {
     benchmark::RegisterBenchmark(("gemm_floor/" + c.name).c_str(), [&c](benchmark::State& st) { BM_Floor(st, c); })
-        ->Iterations(s.reps)
+        ->Iterations(s.reps * s.rounds)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
   }

@@ -60,6 +60,7 @@
 
 #include "common/heap.h"
 #include "model/generation/generate.h"
+#include "model/packed_linear.h"
 #include "model/seq2seq_model.h"
 
 namespace {
@@ -331,7 +332,8 @@ void BM_Chorus(benchmark::State& state, const Case& c) {
 // The floor: the matrix products a case cannot avoid, and nothing else, timed with LibTorch's
 // matmul (MKL) at the same thread count over weights of the model's shapes, one distinct tensor
 // per layer and projection as in the model (so they stream from memory as the model's do), into
-// preallocated outputs. Encoder: per layer the q/k/v, output and feed-forward products over all
+// preallocated outputs (through weights packed once per run where Chorus packs them: decoding over at
+// least model::kPackedLinearMinRows rows). Encoder: per layer the q/k/v, output and feed-forward products over all
 // B x S source rows. Decoder: the cross-attention keys and values of the source once per layer,
 // then per step and layer, over B x beams rows, the self-attention q/k/v and output, the
 // cross-attention query and output, the feed-forward products, and the vocabulary projection.
@@ -379,6 +381,18 @@ class FloorProducts {
   std::map<std::pair<int64_t, int64_t>, torch::Tensor> buffers_;
 };
 
+// The decoder's step weights packed for `rows` rows when Chorus would pack them
+// (model/packed_linear.h), so the floor stays an upper bound; null otherwise.
+std::shared_ptr<const chorus::model::PackedWeights> floor_packing(const FloorModel& m, int64_t rows) {
+  if (!chorus::model::packing_pays(rows, torch::kFloat32)) return nullptr;
+  std::vector<torch::Tensor> weights;
+  for (const auto& l : m.decoder) {
+    for (const auto& w : {l.qkv, l.o, l.cross_q, l.cross_o, l.wi, l.wo}) weights.push_back(w);
+  }
+  weights.push_back(m.lm_head);
+  return chorus::model::pack_weights(weights, rows);
+}
+
 void floor_once(const FloorModel& m, const chorus::model::Seq2SeqConfig& c, const Case& k,
                 FloorProducts& mm) {
   const int64_t inner = c.encoder_heads * c.head_dim;
@@ -394,19 +408,28 @@ void floor_once(const FloorModel& m, const chorus::model::Seq2SeqConfig& c, cons
   if (k.encoder_only) return;
   for (const auto& l : m.decoder) mm(source, l.cross_kv);
   const int64_t rows = k.batch * k.beams;
+  // Packed as a generation packs them: once, its cost inside the timed run.
+  const auto packed = floor_packing(m, rows);
+  const auto product = [&](const torch::Tensor& in, const torch::Tensor& weight) {
+    if (packed) {
+      chorus::model::linear(in, weight, packed.get());
+    } else {
+      mm(in, weight);
+    }
+  };
   const auto x = torch::randn({rows, c.d_model});
   const auto x_inner = torch::randn({rows, inner});
   const auto x_ffn = torch::randn({rows, c.decoder_ffn_dim});
   for (int64_t step = 0; step < k.new_tokens; ++step) {
     for (const auto& l : m.decoder) {
-      mm(x, l.qkv);
-      mm(x_inner, l.o);
-      mm(x, l.cross_q);
-      mm(x_inner, l.cross_o);
-      mm(x, l.wi);
-      mm(x_ffn, l.wo);
+      product(x, l.qkv);
+      product(x_inner, l.o);
+      product(x, l.cross_q);
+      product(x_inner, l.cross_o);
+      product(x, l.wi);
+      product(x_ffn, l.wo);
     }
-    mm(x, m.lm_head);
+    product(x, m.lm_head);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -81,10 +82,24 @@ struct DecoderLayerCache {
   torch::Tensor cross_values;
 };
 
+// Weights in MKL's packed layout for products with a fixed number of rows (model/packed_linear.h),
+// keyed by the weight's data pointer. A decoding step multiplies every weight by one row per
+// sequence, so the weights are packed once per generation instead of by MKL inside every product.
+struct PackedWeights {
+  struct Entry {
+    torch::Tensor weight;  // the original ([N, K]): a view sharing its data pointer is not it
+    torch::Tensor packed;
+  };
+  int64_t rows = 0;
+  std::unordered_map<const void*, Entry> packed;
+};
+
 class DecoderCache {
  public:
   std::vector<DecoderLayerCache> layers;
   KeyPadding encoder_padding;  // of the cross-attention keys
+  // Set by a model's decode_step when packing pays (model/packed_linear.h); shared by copies.
+  std::shared_ptr<const PackedWeights> packed_weights;
 
   int64_t length() const { return length_; }  // decoder tokens already seen
   int64_t batch_size() const;

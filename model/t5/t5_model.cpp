@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "model/packed_linear.h"
 #include "model/seq2seq_layers.h"
 #include "model/t5/t5_relative_position.h"
 
@@ -25,9 +26,10 @@ struct T5Attention {
 // The query, key and value projections of `h` [B, N, d], each [B, N, H*D]. One product with
 // the stacked weight while q, k and v still are its blocks and need no gradient; separate
 // products when they are trained (autograd sees the parameters) or were replaced.
-std::array<torch::Tensor, 3> project_qkv(const torch::Tensor& h, const T5Attention& a) {
+std::array<torch::Tensor, 3> project_qkv(const torch::Tensor& h, const T5Attention& a,
+                                         const PackedWeights* packed = nullptr) {
   if (a.qkv.defined() && !a.q.requires_grad() && a.q.data_ptr() == a.qkv.data_ptr()) {
-    auto parts = torch::linear(h, a.qkv).chunk(3, -1);
+    auto parts = linear(h, a.qkv, packed).chunk(3, -1);
     return {parts[0], parts[1], parts[2]};
   }
   return {torch::linear(h, a.q), torch::linear(h, a.k), torch::linear(h, a.v)};
@@ -181,24 +183,29 @@ class T5Model final : public Seq2SeqModel {
                                              c.relative_attention_max_distance);
     auto x = torch::embedding(shared_, decoder_input_ids);
     if (hook) x = hook(0, x);
+    // Steps of one token per row pack the weights once per generation (model/packed_linear.h).
+    if (n == 1 && !cache.packed_weights && packing_pays(decoder_input_ids.size(0), shared_.scalar_type())) {
+      cache.packed_weights = pack_weights(step_weights(), decoder_input_ids.size(0));
+    }
+    const PackedWeights* packed = n == 1 ? cache.packed_weights.get() : nullptr;
     for (size_t i = 0; i < decoder_.size(); ++i) {
       if (output_hidden_states) out.hidden_states.push_back(x);
       const auto& b = decoder_[i];
       auto h = rms_norm(x, b.self_norm, c.layer_norm_epsilon);
-      const auto [q_proj, k_proj, v_proj] = project_qkv(h, b.self_attention);
+      const auto [q_proj, k_proj, v_proj] = project_qkv(h, b.self_attention, packed);
       auto q = split_heads(q_proj, c.decoder_heads, c.head_dim);
       auto k = split_heads(k_proj, c.decoder_heads, c.head_dim);
       auto v = split_heads(v_proj, c.decoder_heads, c.head_dim);
       auto [keys, values] = cache.append_self(i, k, v);
       auto a = attend(q, keys, values, AttentionCall{1.0, true, bias, nullptr});
-      x = x + torch::linear(merge_heads(a), b.self_attention.o);
+      x = x + linear(merge_heads(a), b.self_attention.o, packed);
 
       h = rms_norm(x, b.cross_norm, c.layer_norm_epsilon);
-      q = split_heads(torch::linear(h, b.cross_attention.q), c.decoder_heads, c.head_dim);
+      q = split_heads(linear(h, b.cross_attention.q, packed), c.decoder_heads, c.head_dim);
       const auto& layer = cache.layers[i];
       a = attend(q, layer.cross_keys, layer.cross_values, AttentionCall{1.0, false, {}, &cache.encoder_padding});
-      x = x + torch::linear(merge_heads(a), b.cross_attention.o);
-      x = x + feed_forward(b, rms_norm(x, b.feed_forward_norm, c.layer_norm_epsilon));
+      x = x + linear(merge_heads(a), b.cross_attention.o, packed);
+      x = x + feed_forward(b, rms_norm(x, b.feed_forward_norm, c.layer_norm_epsilon), packed);
       if (hook) x = hook(static_cast<int64_t>(i) + 1, x);
     }
     cache.advance(n);
@@ -206,20 +213,36 @@ class T5Model final : public Seq2SeqModel {
     if (output_hidden_states) out.hidden_states.push_back(x);
     // Mesh TensorFlow's rescale when the LM head is the embedding matrix.
     if (c.tie_word_embeddings) x = x * std::pow(static_cast<double>(c.d_model), -0.5);
-    out.logits = torch::linear(x, lm_head_);
+    out.logits = linear(x, lm_head_, packed);
     return out;
   }
 
   torch::Tensor token_embedding() const override { return shared_; }
 
  private:
-  torch::Tensor feed_forward(const T5Block& b, const torch::Tensor& h) const {
+  torch::Tensor feed_forward(const T5Block& b, const torch::Tensor& h, const PackedWeights* packed = nullptr) const {
     const auto& ff = b.feed_forward;
     const auto& activation = config().activation;
     if (config().gated_ffn) {
-      return torch::linear(activate(torch::linear(h, ff.wi_0), activation) * torch::linear(h, ff.wi_1), ff.wo);
+      return linear(activate(linear(h, ff.wi_0, packed), activation) * linear(h, ff.wi_1, packed), ff.wo, packed);
     }
-    return torch::linear(activate(torch::linear(h, ff.wi), activation), ff.wo);
+    return linear(activate(linear(h, ff.wi, packed), activation), ff.wo, packed);
+  }
+
+  // Every weight a decoding step multiplies by one row per sequence (the frozen self-attention's
+  // stacked q/k/v, never its views).
+  std::vector<torch::Tensor> step_weights() const {
+    std::vector<torch::Tensor> w;
+    for (const auto& b : decoder_) {
+      const auto& a = b.self_attention;
+      if (a.qkv.defined() && !a.q.requires_grad() && a.q.data_ptr() == a.qkv.data_ptr()) w.push_back(a.qkv);
+      for (const auto& t : {a.o, b.cross_attention.q, b.cross_attention.o, b.feed_forward.wi, b.feed_forward.wi_0,
+                            b.feed_forward.wi_1, b.feed_forward.wo}) {
+        if (t.defined()) w.push_back(t);
+      }
+    }
+    w.push_back(lm_head_);
+    return w;
   }
 
   torch::Tensor shared_, lm_head_;

@@ -3,11 +3,13 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "common/error.h"
 #include "model/generation/generate.h"
 #include "model/generation/logits_processors.h"
+#include "model/packed_linear.h"
 #include "tests/model/models_reference_fixtures.h"
 
 namespace chorus::testing {
@@ -161,6 +163,33 @@ TEST(Sampling, SameSeedSameTokensAndTopKOneIsGreedy) {
   greedy.max_new_tokens = 10;
   EXPECT_TRUE(torch::equal(model::generate(*model, ids, mask, o).sequences,
                            model::generate(*model, ids, mask, greedy).sequences));
+}
+
+// Batches of at least model::kPackedLinearMinRows rows decode with MKL-packed weights
+// (model/packed_linear.h); CHORUS_PACKED_GEMM=0 turns that off. Both give the same tokens and, to
+// rounding, the same scores, for greedy search and beam search, at a batch that packs and at one
+// that does not.
+TEST(PackedWeights, DecodingWithPackedWeightsMatchesThePlainProducts) {
+  CHORUS_REQUIRE_REFERENCE_FIXTURES(fixtures);
+  for (const char* name : {"t5_v1_0", "t5_v1_1"}) {
+    const auto model = model::load_seq2seq_model(fixtures / name);
+    for (const int64_t batch : {int64_t{3}, model::kPackedLinearMinRows + 4}) {
+      const auto ids = (torch::arange(batch * 6, torch::kInt64).view({batch, 6}) * 7 + 3) % (model->vocab_size() - 2) + 2;
+      const auto mask = torch::ones_like(ids);
+      for (const int64_t beams : {int64_t{1}, int64_t{3}}) {
+        model::GenerationOptions o;
+        o.max_new_tokens = 12;
+        o.num_beams = beams;
+        setenv("CHORUS_PACKED_GEMM", "0", 1);
+        const auto plain = model::generate(*model, ids, mask, o);
+        unsetenv("CHORUS_PACKED_GEMM");
+        const auto packed = model::generate(*model, ids, mask, o);
+        EXPECT_TRUE(torch::equal(plain.sequences, packed.sequences)) << name << " batch " << batch << " beams " << beams;
+        EXPECT_TRUE(torch::allclose(plain.sequence_scores, packed.sequence_scores, 1e-5, 1e-5))
+            << name << " batch " << batch << " beams " << beams;
+      }
+    }
+  }
 }
 
 TEST(BeamSampling, SeededRunsRepeatAndScoresBelongToTheReturnedBeams) {

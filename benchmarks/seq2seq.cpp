@@ -36,7 +36,11 @@
 // takes medians over all N x reps runs, so that drift in the machine's speed reaches every system
 // alike (see run_rounds).
 //
-//   build/benchmarks/seq2seq [--threads=N] [--reps=N] [--rounds=N] [--model_dir=DIR] [benchmark flags]
+// --cases=greedy_b1,greedy_b16 and --systems=chorus,floor (of transformers, ctranslate2, chorus,
+// floor) time only those; the others' rows stay empty.
+//
+//   build/benchmarks/seq2seq [--threads=N] [--reps=N] [--rounds=N] [--model_dir=DIR]
+//                            [--cases=A,B] [--systems=A,B] [benchmark flags]
 //
 // Without $CHORUS_PYTHON the rival rows are skipped (and Chorus runs only if
 // MODEL_DIR already holds the model).
@@ -93,7 +97,7 @@ struct Case {
   int64_t tokens() const { return encoder_only ? batch * source_len : batch * new_tokens; }
 };
 
-const std::vector<Case>& cases() {
+const std::vector<Case>& all_cases() {
   static const std::vector<Case> c = {
       {"encoder_b16_s64", true, 16, 64, 0, 1},
       {"greedy_b1", false, 1, 32, 32, 1},
@@ -104,6 +108,8 @@ const std::vector<Case>& cases() {
 }
 
 struct Settings {
+  std::vector<std::string> cases;    // --cases: names to run; empty: all
+  std::vector<std::string> systems;  // --systems: of transformers, ctranslate2, chorus, floor; empty: all
   int threads = 0;
   int reps = 3;
   int rounds = 1;  // every system timed this many times in turn (see run_rounds)
@@ -112,6 +118,24 @@ struct Settings {
   fs::path script;
 };
 Settings g_settings;
+
+bool listed(const std::vector<std::string>& names, const std::string& name) {
+  return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// The cases --cases selects, in their fixed order.
+const std::vector<Case>& cases() {
+  static const std::vector<Case> selected = [] {
+    std::vector<Case> out;
+    for (const Case& c : all_cases()) {
+      if (listed(g_settings.cases, c.name)) out.push_back(c);
+    }
+    return out;
+  }();
+  return selected;
+}
+
+bool system_selected(const std::string& system) { return listed(g_settings.systems, system); }
 
 double peak_rss_mib() {
   rusage usage{};
@@ -458,16 +482,22 @@ void time_floor_round(const Case& c) {
 // rivals' processes (each timing every case), then Chorus on every case, then the floor on every
 // case. Medians are over all rounds' runs, so a machine whose speed drifts over minutes (other
 // jobs, neighbours on the host) slows every system alike instead of whichever ran at the time.
-// Every system is measured whatever --benchmark_filter selects; unset CHORUS_PYTHON to time Chorus
-// and the floor alone.
+// Every selected system is measured whatever --benchmark_filter selects (--systems and --cases
+// choose what runs; unsetting CHORUS_PYTHON also leaves the rivals out).
 void run_rounds() {
   static bool done = false;
   if (done) return;
   done = true;
   for (int round = 0; round < g_settings.rounds; ++round) {
-    for (const std::string system : {"transformers", "ctranslate2"}) run_rival_round(system);
-    for (const Case& c : cases()) time_chorus_round(c);
-    for (const Case& c : cases()) time_floor_round(c);
+    for (const std::string system : {"transformers", "ctranslate2"}) {
+      if (system_selected(system)) run_rival_round(system);
+    }
+    if (system_selected("chorus")) {
+      for (const Case& c : cases()) time_chorus_round(c);
+    }
+    if (system_selected("floor")) {
+      for (const Case& c : cases()) time_floor_round(c);
+    }
   }
 }
 
@@ -546,6 +576,40 @@ int main(int argc, char** argv) {
   if (take_flag(argc, argv, "reps", value)) s.reps = std::max(1, std::atoi(value.c_str()));
   if (take_flag(argc, argv, "rounds", value)) s.rounds = std::max(1, std::atoi(value.c_str()));
   if (take_flag(argc, argv, "model_dir", value)) s.model_dir = value;
+  auto split = [](const std::string& list) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= list.size()) {
+      const size_t end = std::min(list.find(',', start), list.size());
+      if (end > start) out.push_back(list.substr(start, end - start));
+      start = end + 1;
+    }
+    return out;
+  };
+  if (take_flag(argc, argv, "cases", value)) {
+    s.cases = split(value);
+    for (const auto& name : s.cases) {
+      const bool known = std::any_of(all_cases().begin(), all_cases().end(), [&](const Case& c) { return c.name == name; });
+      if (!known) {
+        std::fprintf(stderr, "--cases: unknown case '%s' (expected a comma-separated list of", name.c_str());
+        for (const Case& c : all_cases()) std::fprintf(stderr, " %s", c.name.c_str());
+        std::fprintf(stderr, ")\n");
+        return 2;
+      }
+    }
+  }
+  if (take_flag(argc, argv, "systems", value)) {
+    s.systems = split(value);
+    for (const auto& name : s.systems) {
+      if (name != "transformers" && name != "ctranslate2" && name != "chorus" && name != "floor") {
+        std::fprintf(stderr,
+                     "--systems: unknown system '%s' (expected a comma-separated list of transformers, "
+                     "ctranslate2, chorus, floor)\n",
+                     name.c_str());
+        return 2;
+      }
+    }
+  }
   const char* python = std::getenv("CHORUS_PYTHON");
   s.python = python == nullptr ? "" : python;
   s.script = fs::path(__FILE__).parent_path() / "seq2seq_reference.py";
@@ -560,6 +624,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   for (const std::string system : {"transformers", "ctranslate2"}) {
+    if (!system_selected(system)) continue;
     for (const Case& c : cases()) {
       benchmark::RegisterBenchmark((system + "/" + c.name).c_str(),
                                    [system, &c](benchmark::State& st) { BM_Rival(st, system, c); })
@@ -569,12 +634,14 @@ int main(int argc, char** argv) {
     }
   }
   for (const Case& c : cases()) {
+    if (!system_selected("chorus")) break;
     benchmark::RegisterBenchmark(("chorus/" + c.name).c_str(), [&c](benchmark::State& st) { BM_Chorus(st, c); })
         ->Iterations(s.reps * s.rounds)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
   }
   for (const Case& c : cases()) {
+    if (!system_selected("floor")) break;
     benchmark::RegisterBenchmark(("gemm_floor/" + c.name).c_str(), [&c](benchmark::State& st) { BM_Floor(st, c); })
         ->Iterations(s.reps * s.rounds)
         ->UseManualTime()

@@ -53,9 +53,30 @@ std::shared_ptr<const PackedWeights> pack_weights(const std::vector<torch::Tenso
   if (!ops.reorder.has_value()) return out;
   for (const auto& w : weights) {
     if (!w.defined() || out->packed.count(w.data_ptr()) == 1) continue;
-    out->packed.emplace(w.data_ptr(), PackedWeights::Entry{w, ops.reorder->call(w.contiguous(), rows)});
+    out->packed.emplace(w.data_ptr(), PackedWeights::Entry{w, ops.reorder->call(w.contiguous(), rows), w._version()});
   }
   return out;
+}
+
+std::shared_ptr<const PackedWeights> PackedWeightsCache::get(const std::vector<torch::Tensor>& weights, int64_t rows) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  const auto still_valid = [&] {
+    if (!last_ || last_->rows != rows) return false;
+    for (const auto& w : weights) {
+      if (!w.defined()) continue;
+      const auto found = last_->packed.find(w.data_ptr());
+      if (found == last_->packed.end() || !found->second.weight.is_same(w) ||
+          found->second.version != w._version()) {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (!still_valid()) {
+    last_.reset();  // free the old packing before making the new one
+    last_ = pack_weights(weights, rows);
+  }
+  return last_;
 }
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const PackedWeights* packed) {

@@ -1,8 +1,10 @@
 // Building blocks shared by the seq2seq models.
 #include "model/seq2seq_layers.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -64,7 +66,47 @@ torch::Tensor activate(const torch::Tensor& x, const std::string& name) {
   throw Error("unsupported activation '" + name + "'");
 }
 
+void rms_norm_rows(const float* x, const float* weight, float* out, int64_t rows, int64_t d, double epsilon) {
+  const auto eps = static_cast<float>(epsilon);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * d;
+    double squares = 0;
+    for (int64_t c = 0; c < d; ++c) squares += static_cast<double>(row[c]) * row[c];
+    const float rstd = 1.0f / std::sqrt(static_cast<float>(squares / static_cast<double>(d)) + eps);
+    float* dst = out + r * d;
+    for (int64_t c = 0; c < d; ++c) dst[c] = weight[c] * (row[c] * rstd);
+  }
+}
+
+namespace {
+
+// Whether rms_norm can take the fused loop: float32 on the CPU, contiguous, no autograd graph to
+// record.
+bool fused_rms_norm_applies(const torch::Tensor& x, const torch::Tensor& weight) {
+  const bool recording = torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
+  return !recording && x.is_cpu() && weight.is_cpu() && x.scalar_type() == torch::kFloat32 &&
+         weight.scalar_type() == torch::kFloat32 && x.dim() >= 1 && x.is_contiguous() && weight.dim() == 1 &&
+         weight.is_contiguous() && weight.size(0) == x.size(-1) && x.numel() > 0;
+}
+
+torch::Tensor fused_rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double epsilon) {
+  auto out = torch::empty_like(x);
+  const int64_t d = x.size(-1);
+  const int64_t rows = x.numel() / d;
+  // Rows are spread over LibTorch's threads only when there are enough of them to pay for a
+  // parallel region (encoder calls; a decoding step's few rows stay on the calling thread).
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / d);
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    rms_norm_rows(x.data_ptr<float>() + begin * d, weight.data_ptr<float>(), out.data_ptr<float>() + begin * d,
+                  end - begin, d, epsilon);
+  });
+  return out;
+}
+
+}  // namespace
+
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double epsilon) {
+  if (fused_rms_norm_applies(x, weight)) return fused_rms_norm(x, weight, epsilon);
   auto variance = x.to(torch::kFloat32).pow(2).mean(-1, /*keepdim=*/true);
   auto normed = x * torch::rsqrt(variance + epsilon);
   return weight * normed.to(weight.scalar_type());
@@ -115,8 +157,20 @@ void check_token_ids(const torch::Tensor& ids, int64_t vocab_size, const char* w
                " must be a [batch, length] tensor with batch, length >= 1; got ",
                ids.defined() ? ids.sizes() : at::IntArrayRef{});
   CHORUS_CHECK(ids.scalar_type() == torch::kInt64, what, " must be int64; got ", ids.scalar_type());
-  const auto low = ids.min().item<int64_t>();
-  const auto high = ids.max().item<int64_t>();
+  int64_t low = 0, high = 0;
+  if (ids.is_cpu() && ids.numel() <= 4096) {  // a decoding step's ids: read them, no reductions
+    const auto a = ids.accessor<int64_t, 2>();
+    low = high = a[0][0];
+    for (int64_t r = 0; r < ids.size(0); ++r) {
+      for (int64_t c = 0; c < ids.size(1); ++c) {
+        low = std::min(low, a[r][c]);
+        high = std::max(high, a[r][c]);
+      }
+    }
+  } else {
+    low = ids.min().item<int64_t>();
+    high = ids.max().item<int64_t>();
+  }
   CHORUS_CHECK(low >= 0 && high < vocab_size, what, " holds ids in [", low, ", ", high,
                "] but the vocabulary has ", vocab_size, " entries");
 }

@@ -46,7 +46,13 @@ torch::Tensor activate(const torch::Tensor& x, const std::string& name);
 void check_activation(const std::string& name, const std::string& where);
 
 // T5's layer norm: scale only, no mean subtraction (RMS norm).
+// One fused loop (rms_norm_rows) for contiguous float32 CPU input with nothing for autograd to
+// record; otherwise the reference's ops.
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double epsilon);
+
+// out[r] = weight * (x[r] * rsqrt(mean(x[r]^2) + epsilon)) for `rows` contiguous rows of d floats
+// (the mean square accumulated in double, the rest in float32 in the reference's order).
+void rms_norm_rows(const float* x, const float* weight, float* out, int64_t rows, int64_t d, double epsilon);
 
 // The attention_mask [B, S] of the keys as the op wants it (see KeyPadding).
 // Masked keys get the lowest finite float as bias, like the reference.

@@ -128,22 +128,28 @@ int64_t DecoderCache::batch_size() const {
   return layers.front().cross_keys.size(0);
 }
 
+void DecoderCache::reserve_self(size_t layer, int64_t n, at::IntArrayRef key_shape, at::IntArrayRef value_shape,
+                                const torch::TensorOptions& options) {
+  auto& cache = layers.at(layer);
+  const int64_t needed = length_ + n;
+  if (cache.self_keys.defined() && cache.self_keys.size(2) >= needed) return;
+  // Grow geometrically so a generation of T tokens copies O(T) rows, not O(T^2).
+  const int64_t capacity = std::max<int64_t>({needed, 16, cache.self_keys.defined() ? 2 * cache.self_keys.size(2) : 0});
+  auto grow = [&](const torch::Tensor& old, at::IntArrayRef shape) {
+    auto buffer = torch::empty({shape[0], shape[1], capacity, shape[3]}, options);
+    if (length_ > 0) buffer.narrow(2, 0, length_).copy_(old.narrow(2, 0, length_));
+    return buffer;
+  };
+  cache.self_keys = grow(cache.self_keys, key_shape);
+  cache.self_values = grow(cache.self_values, value_shape);
+}
+
 std::pair<torch::Tensor, torch::Tensor> DecoderCache::append_self(size_t layer, const torch::Tensor& keys,
                                                                   const torch::Tensor& values) {
-  auto& cache = layers.at(layer);
   const int64_t n = keys.size(2);
   const int64_t needed = length_ + n;
-  if (!cache.self_keys.defined() || cache.self_keys.size(2) < needed) {
-    // Grow geometrically so a generation of T tokens copies O(T) rows, not O(T^2).
-    const int64_t capacity = std::max<int64_t>({needed, 16, cache.self_keys.defined() ? 2 * cache.self_keys.size(2) : 0});
-    auto grow = [&](const torch::Tensor& old, const torch::Tensor& fresh) {
-      auto buffer = torch::empty({fresh.size(0), fresh.size(1), capacity, fresh.size(3)}, fresh.options());
-      if (length_ > 0) buffer.narrow(2, 0, length_).copy_(old.narrow(2, 0, length_));
-      return buffer;
-    };
-    cache.self_keys = grow(cache.self_keys, keys);
-    cache.self_values = grow(cache.self_values, values);
-  }
+  reserve_self(layer, n, keys.sizes(), values.sizes(), keys.options());
+  auto& cache = layers.at(layer);
   cache.self_keys.narrow(2, length_, n).copy_(keys);
   cache.self_values.narrow(2, length_, n).copy_(values);
   return {cache.self_keys.narrow(2, 0, needed), cache.self_values.narrow(2, 0, needed)};

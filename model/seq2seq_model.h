@@ -89,6 +89,7 @@ struct PackedWeights {
   struct Entry {
     torch::Tensor weight;  // the original ([N, K]): a view sharing its data pointer is not it
     torch::Tensor packed;
+    int64_t version = 0;  // the weight's version counter when packed (in-place updates bump it)
   };
   int64_t rows = 0;
   std::unordered_map<const void*, Entry> packed;
@@ -100,6 +101,9 @@ class DecoderCache {
   KeyPadding encoder_padding;  // of the cross-attention keys
   // Set by a model's decode_step when packing pays (model/packed_linear.h); shared by copies.
   std::shared_ptr<const PackedWeights> packed_weights;
+  // T5's decoder self-attention bias by query-key distance, [H, distances] float32, made by its
+  // fused decoding step as far as the cache has grown (independent of the batch rows).
+  torch::Tensor self_bias_by_distance;
 
   int64_t length() const { return length_; }  // decoder tokens already seen
   int64_t batch_size() const;
@@ -107,6 +111,11 @@ class DecoderCache {
   // returns views of all keys/values so far ([B, H, length() + n, D]).
   std::pair<torch::Tensor, torch::Tensor> append_self(size_t layer, const torch::Tensor& keys,
                                                       const torch::Tensor& values);
+  // Makes `layer`'s self-attention buffers hold length() + n positions (keys [B, H, *, D] and
+  // values [B, H, *, Dv] as key_shape and value_shape give B, H, D and Dv), keeping what they hold;
+  // append_self calls it, and so do decoding steps that write the new rows themselves.
+  void reserve_self(size_t layer, int64_t n, at::IntArrayRef key_shape, at::IntArrayRef value_shape,
+                    const torch::TensorOptions& options);
   // Marks the n tokens appended to every layer as seen.
   void advance(int64_t n) { length_ += n; }
   // Beam search: row i of the cache becomes row rows[i] of the old cache.

@@ -25,11 +25,14 @@ const IsaKernels& kernels_for(CpuIsa isa) {
 }
 
 // Calls below this many FLOPs (DESIGN.md's 4·B·H·Nq·Nk·D, with Dv for the values) run on the
-// calling thread: a parallel region costs microseconds on an idle machine and up to a scheduler
-// time slice when another process holds the second core, while a call this small takes tens of
-// microseconds on one core. Decoding steps are such calls (t5-small at batch 16: about 1 MFLOP
-// per layer and step), where the thread pool made greedy decoding collapse under load.
-constexpr double kSerialFlops = 2.0 * 1024 * 1024;
+// calling thread, where a parallel region would cost more than it saves: t5-small's decoding steps
+// at batch 1 (under 0.15 MFLOP per layer and step) stay serial. At batch 16 (about 1 MFLOP) the
+// keys and values no longer sit in cache after the step's weight products, the call is bound by
+// memory bandwidth, and spreading its heads over both cores made greedy decoding 8% faster
+// (t5-small shape, 2 threads, idle machine). With another process holding the second core,
+// decoding collapsed by the same factor either way: the weight products' parallel regions
+// dominate.
+constexpr double kSerialFlops = 256.0 * 1024;
 
 double call_flops(const AttentionParams& p) {
   return 2.0 * static_cast<double>(p.batch) * static_cast<double>(p.heads) *
@@ -116,6 +119,15 @@ void attention_forward_cpu(const AttentionParams& p, const AttentionForwardOutpu
     }
     return kv;
   };
+  if (p.nq <= cpu::kFewQueries) {
+    const int64_t scratch_floats = cpu::forward_rows_scratch_floats(dims);
+    run(p, heads, [&](int64_t begin, int64_t end) {
+      thread_local std::vector<float> scratch_buffer;
+      float* scratch = thread_buffer(scratch_buffer, scratch_floats);
+      for (int64_t bh = begin; bh < end; ++bh) kernels.forward_rows(p, out, bh, source(bh), scratch);
+    });
+    return;
+  }
   const int64_t query_blocks = (p.nq + cpu::kBlockQ - 1) / cpu::kBlockQ;
   const int64_t scratch_floats = cpu::forward_scratch_floats(p, dims);
   // Consecutive tasks share a head, so a thread's tasks reuse the same keys and values in cache.

@@ -8,6 +8,7 @@ namespace chorus::kernels::cpu {
 
 const IsaKernels& avx2_kernels() {
   static const IsaKernels kernels{&pack_kv<VecAvx2>, &forward_block<VecAvx2>,
+                                  &forward_rows<VecAvx2>,
                                   &backward_head<VecAvx2>};
   return kernels;
 }

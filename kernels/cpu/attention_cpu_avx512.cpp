@@ -8,6 +8,7 @@ namespace chorus::kernels::cpu {
 
 const IsaKernels& avx512_kernels() {
   static const IsaKernels kernels{&pack_kv<VecAvx512>, &forward_block<VecAvx512>,
+                                  &forward_rows<VecAvx512>,
                                   &backward_head<VecAvx512>};
   return kernels;
 }

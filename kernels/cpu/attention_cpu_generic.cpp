@@ -8,6 +8,7 @@ namespace chorus::kernels::cpu {
 
 const IsaKernels& generic_kernels() {
   static const IsaKernels kernels{&pack_kv<VecGeneric>, &forward_block<VecGeneric>,
+                                  &forward_rows<VecGeneric>,
                                   &backward_head<VecGeneric>};
   return kernels;
 }

@@ -35,6 +35,11 @@ static inline int64_t forward_v_floats(const AttentionParams& p, const PackedDim
 static inline int64_t forward_scratch_floats(const AttentionParams& p, const PackedDims& s) {
   return kBlockQ * p.d + kBlockK * kBlockQ + kBlockQ * s.dv_pad + 3 * kBlockQ;
 }
+// Calls with at most this many queries take forward_rows instead of query blocks.
+constexpr int64_t kFewQueries = 2;
+static inline int64_t forward_rows_scratch_floats(const PackedDims& s) {
+  return s.d_pad + s.nk_pad + s.dv_pad;
+}
 static inline int64_t backward_scratch_floats(const AttentionParams& p, const PackedDims& s) {
   return p.d * s.nk_pad + s.nk_pad * s.d_pad + p.dv * s.nk_pad  // K^T, K, V^T
          + p.nq * s.d_pad + p.nq * s.dv_pad + 2 * p.nq          // Q, dO, D_i, lse
@@ -60,6 +65,9 @@ struct IsaKernels {
   // One block of kBlockQ queries of head bh starting at query q0.
   void (*forward_block)(const AttentionParams& p, const AttentionForwardOutputs& out, int64_t bh,
                         int64_t q0, const KeyValueSource& kv, float* scratch);
+  // Every query of head bh, one row at a time (calls with at most kFewQueries queries).
+  void (*forward_rows)(const AttentionParams& p, const AttentionForwardOutputs& out, int64_t bh,
+                       const KeyValueSource& kv, float* scratch);
   // Every gradient of head bh.
   void (*backward_head)(const AttentionParams& p, const AttentionBackwardArgs& args, int64_t bh,
                         float* scratch);

@@ -424,6 +424,81 @@ void forward_block(const AttentionParams& p, const AttentionForwardOutputs& out,
   }
 }
 
+// Forward for calls with few queries (a decoding step has one per sequence), one query row at a
+// time: the scores of its visible keys (one dot product each), their softmax, and the weighted
+// sum of value rows. The block kernel above would fill a vector lane per query and leave the
+// other 15 empty. Reads K and V through the same KeyValueSource.
+template <class V>
+void forward_rows(const AttentionParams& p, const AttentionForwardOutputs& out, int64_t bh,
+                  const KeyValueSource& kv, float* scratch) {
+  constexpr int W = V::kWidth;
+  const PackedDims dims = packed_dims(p);
+  const int64_t dp = dims.d_pad, dvp = dims.dv_pad;
+  const int64_t b = bh / p.heads, h = bh % p.heads;
+  const auto& m = p.mask;
+  float* q = scratch;          // [dp], scaled, zero past D
+  float* s = q + dp;           // [nk_pad]: scores, then exp(score - max)
+  float* o = s + dims.nk_pad;  // [dvp]
+  for (int64_t i = 0; i < p.nq; ++i) {
+    load_row(p.q.data, p.dtype, view_offset(p.q.strides, b, h, i, 0), p.q.strides[3], p.d, q,
+             p.scale);
+    for (int64_t c = p.d; c < dp; ++c) q[c] = 0;
+    const int64_t end = visible_end(p, b, i);
+    if (kv.k_col == 1 && p.d % W == 0) {
+      for (int64_t j = 0; j < end; ++j) {
+        const float* k = kv.k + j * kv.k_row;
+        V acc = V::zero();
+        for (int64_t c = 0; c < p.d; c += W) acc = V::fmadd(V::load(q + c), V::load(k + c), acc);
+        s[j] = V::reduce_add(acc);
+      }
+    } else {
+      for (int64_t j = 0; j < end; ++j) {
+        const float* k = kv.k + j * kv.k_row;
+        float acc = 0;
+        for (int64_t c = 0; c < p.d; ++c) acc += q[c] * k[c * kv.k_col];
+        s[j] = acc;
+      }
+    }
+    if (m.bias != nullptr) {
+      const float* bias = m.bias + b * m.bias_strides[0] + h * m.bias_strides[1] +
+                          i * m.bias_strides[2];
+      for (int64_t j = 0; j < end; ++j) s[j] += bias[j * m.bias_strides[3]];
+    }
+    if (m.group_visibility != nullptr) {
+      for (int64_t j = 0; j < end; ++j) {
+        if (!mask_allows(p, b, i, j)) s[j] = kMinusInf;
+      }
+    }
+    const int64_t end_pad = round_up(end, W);
+    for (int64_t j = end; j < end_pad; ++j) s[j] = kMinusInf;
+    const float max = end > 0 ? row_max<V>(s, end_pad) : kMinusInf;
+    float* probabilities =
+        out.probabilities != nullptr ? out.probabilities + (bh * p.nq + i) * p.nk : nullptr;
+    const int64_t out_offset = view_offset(out.out.strides, b, h, i, 0);
+    if (max == kMinusInf) {  // every key hidden: zero output, lse -inf
+      zero_floats(o, dvp);
+      out.logsumexp[bh * p.nq + i] = kMinusInf;
+      store_row(out.out.data, p.dtype, out_offset, out.out.strides[3], p.dv, o, 0.0f);
+      if (probabilities != nullptr) zero_floats(probabilities, p.nk);
+      continue;
+    }
+    const float sum = exp_shift_sum<V>(s, end_pad, max);
+    zero_floats(o, dvp);
+    for (int64_t j = 0; j < end; ++j) {
+      if (s[j] == 0.0f) continue;
+      const V weight = V::set1(s[j]);
+      const float* v = kv.v + j * kv.v_row;
+      for (int64_t c = 0; c < dvp; c += W) V::fmadd(weight, V::load(v + c), V::load(o + c)).store(o + c);
+    }
+    out.logsumexp[bh * p.nq + i] = max + __builtin_logf(sum);
+    store_row(out.out.data, p.dtype, out_offset, out.out.strides[3], p.dv, o, 1.0f / sum);
+    if (probabilities != nullptr) {
+      for (int64_t j = 0; j < end; ++j) probabilities[j] = s[j] / sum;
+      for (int64_t j = end; j < p.nk; ++j) probabilities[j] = 0;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Backward, one head at a time: S and P are recomputed tile by tile from the log-sum-exp.
 //   dV += P^T dO;  dP = dO V^T;  dS = P (dP - rowsum(dO * O));  dQ += scale dS K;  dK += dS^T

@@ -363,6 +363,29 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
   }
 };
 
+// The CPU forward with no autograd node: what AttentionFunction::forward computes.
+AttentionOutput forward_without_autograd(AttentionCpuKernel kernel, const torch::Tensor& q,
+                                         const torch::Tensor& k, const torch::Tensor& v,
+                                         const torch::Tensor& bias, double scale, bool causal,
+                                         bool probabilities, const MaskTensors& masks) {
+  const torch::Tensor bias_f32 = expanded_bias(bias, q, k.size(2));
+  const AttentionParams p = make_params(q, k, v, scale, causal, masks, bias_f32);
+  AttentionOutput result;
+  result.output = torch::empty({p.batch, p.heads, p.nq, p.dv}, q.options());
+  result.logsumexp = torch::empty({p.batch, p.heads, p.nq}, q.options().dtype(torch::kFloat32));
+  if (probabilities) result.probabilities = torch::empty({p.batch, p.heads, p.nq, p.nk}, result.logsumexp.options());
+  kernels::AttentionForwardOutputs outputs;
+  outputs.out = view_of(result.output);
+  outputs.logsumexp = result.logsumexp.data_ptr<float>();
+  outputs.probabilities = probabilities ? result.probabilities.data_ptr<float>() : nullptr;
+  if (kernel == AttentionCpuKernel::kReference) {
+    kernels::attention_forward_reference(p, outputs);
+  } else {
+    kernels::attention_forward_cpu(p, outputs);
+  }
+  return result;
+}
+
 }  // namespace
 
 AttentionOutput attention_forward_with(AttentionCpuKernel kernel, const torch::Tensor& q,
@@ -374,6 +397,16 @@ AttentionOutput attention_forward_with(AttentionCpuKernel kernel, const torch::T
   const MaskTensors masks = prepare_masks(options, q.device());
   std::optional<torch::Tensor> bias;
   if (options.bias.defined()) bias = options.bias;
+  const bool differentiable =
+      torch::GradMode::is_enabled() &&
+      (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
+       (options.bias.defined() && options.bias.requires_grad()));
+  if (!differentiable && q.is_cpu()) {
+    // Inference (every decoding step): the kernel alone, without an autograd node and the
+    // tensors it would save.
+    return forward_without_autograd(kernel, q, k, v, options.bias, scale, options.causal,
+                                    options.return_probabilities, masks);
+  }
   auto results =
       AttentionFunction::apply(q, k, v, bias, scale, options.causal, options.return_probabilities,
                                kernel == AttentionCpuKernel::kReference, masks);

@@ -154,6 +154,74 @@ INSTANTIATE_TEST_SUITE_P(Combinations, AttentionMasks,
                                            BiasKind::kPerBatch),
                          [](const auto& info) { return bias_kind_name(info.param); });
 
+// --- Few queries (decoding steps: one query per sequence), where the kernel takes one query row
+// at a time instead of query blocks: every mask combination, both dtypes, key counts around the
+// vector width and a block, queries on both sides of the switch (kFewQueries = 2).
+
+TEST(AttentionFewQueries, MatchesGoldAndReference) {
+  int i = 0;
+  for (int64_t nq : {1, 2, 3}) {
+    for (int64_t nk : {1, 15, 33, 130}) {
+      for (int combo = 0; combo < 32; combo += 3) {
+        AttentionCase c;
+        c.batch = 3;
+        c.heads = 2;
+        c.nq = nq;
+        c.nk = nk;
+        c.d = i % 2 ? 64 : 24;
+        c.dv = i % 3 ? 32 : 40;
+        c.causal = combo & 1;
+        c.key_lengths = combo & 2;
+        c.groups = combo & 4;
+        c.bias = static_cast<BiasKind>((combo >> 3) & 3);
+        c.non_contiguous = i % 4 == 1;
+        c.dtype = i % 5 == 2 ? torch::kBFloat16 : torch::kFloat32;
+        SCOPED_TRACE(c.name());
+        check_case(c);
+        ++i;
+      }
+    }
+  }
+}
+
+// --- Without gradients the op calls the kernel with no autograd node; its results are the
+// autograd path's, bit for bit, and carry no graph.
+
+TEST(AttentionInference, NoGradGivesTheAutogradPathsResults) {
+  for (int64_t nq : {1, 70}) {
+    AttentionCase c;
+    c.batch = 2;
+    c.heads = 3;
+    c.nq = nq;
+    c.nk = 90;
+    c.d = 32;
+    c.dv = 48;
+    c.causal = true;
+    c.key_lengths = true;
+    c.bias = BiasKind::kPerHead;
+    SCOPED_TRACE(c.name());
+    const AttentionInputs in = make_inputs(c, 99);
+    AttentionOptions options = in.options;
+    options.return_probabilities = true;
+    const auto q = in.q.detach().requires_grad_(true);
+    const AttentionOutput recorded = attention_forward(q, in.k, in.v, options);
+    ASSERT_TRUE(recorded.output.requires_grad());
+    AttentionOutput inferred;
+    {
+      torch::NoGradGuard no_grad;
+      inferred = attention_forward(q, in.k, in.v, options);
+    }
+    EXPECT_FALSE(inferred.output.requires_grad());
+    EXPECT_EQ(inferred.output.grad_fn(), nullptr);
+    EXPECT_TRUE(torch::equal(inferred.output, recorded.output.detach()));
+    EXPECT_TRUE(torch::equal(inferred.logsumexp, recorded.logsumexp));
+    EXPECT_TRUE(torch::equal(inferred.probabilities, recorded.probabilities));
+    // Inputs that need no gradient take the same path with gradients enabled.
+    const AttentionOutput plain = attention_forward(in.q.detach(), in.k, in.v, options);
+    EXPECT_TRUE(torch::equal(plain.output, recorded.output.detach()));
+  }
+}
+
 // --- LibTorch's own fused attention, same dtype, masks given as an additive float mask.
 
 TEST(AttentionSdpa, MatchesScaledDotProductAttention) {

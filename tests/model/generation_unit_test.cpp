@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "common/error.h"
 #include "model/generation/generate.h"
@@ -187,6 +189,73 @@ TEST(PackedWeights, DecodingWithPackedWeightsMatchesThePlainProducts) {
         EXPECT_TRUE(torch::equal(plain.sequences, packed.sequences)) << name << " batch " << batch << " beams " << beams;
         EXPECT_TRUE(torch::allclose(plain.sequence_scores, packed.sequence_scores, 1e-5, 1e-5))
             << name << " batch " << batch << " beams " << beams;
+      }
+    }
+  }
+}
+
+TEST(PackedWeights, CacheReusesThePackingUntilAWeightChanges) {
+  torch::NoGradGuard no_grad;
+  if (!model::packing_pays(model::kPackedLinearMinRows, torch::kFloat32)) {
+    GTEST_SKIP() << "this LibTorch has no MKL packed GEMM (or CHORUS_PACKED_GEMM=0)";
+  }
+  torch::manual_seed(5);
+  std::vector<torch::Tensor> weights = {torch::randn({64, 32}), torch::randn({16, 32})};
+  const int64_t rows = model::kPackedLinearMinRows;
+  model::PackedWeightsCache cache;
+  const auto first = cache.get(weights, rows);
+  EXPECT_EQ(cache.get(weights, rows), first) << "same rows, same weights: the packing is reused";
+  const auto other_rows = cache.get(weights, rows + 1);
+  EXPECT_NE(other_rows, first);
+  EXPECT_EQ(other_rows->rows, rows + 1);
+  // An in-place update (as an optimizer step makes) packs again, and products see the new values.
+  const auto before_update = cache.get(weights, rows);
+  weights[0].add_(1.0);
+  const auto after_update = cache.get(weights, rows);
+  EXPECT_NE(after_update, before_update);
+  const auto x = torch::randn({rows, 32});
+  EXPECT_TRUE(torch::allclose(model::linear(x, weights[0], after_update.get()), torch::linear(x, weights[0]), 1e-5, 1e-5));
+  // A replaced tensor, even of the same shape, is not the packed one.
+  weights[1] = torch::randn({16, 32});
+  const auto after_replace = cache.get(weights, rows);
+  EXPECT_NE(after_replace, after_update);
+  EXPECT_TRUE(torch::allclose(model::linear(x, weights[1], after_replace.get()), torch::linear(x, weights[1]), 1e-5, 1e-5));
+}
+
+// T5's fused single-token step against the op-by-op one (CHORUS_FUSED_DECODE=0): greedy and beam
+// search, batches that pack and that do not, right padding (key lengths) and other padding (an
+// additive bias) in the sources, every hidden state.
+TEST(FusedDecoding, MatchesTheOpByOpStep) {
+  CHORUS_REQUIRE_REFERENCE_FIXTURES(fixtures);
+  for (const char* name : {"t5_v1_0", "t5_v1_1"}) {
+    const auto model = model::load_seq2seq_model(fixtures / name);
+    for (const int64_t batch : {int64_t{3}, model::kPackedLinearMinRows + 2}) {
+      const auto ids = (torch::arange(batch * 7, torch::kInt64).view({batch, 7}) * 11 + 5) % (model->vocab_size() - 2) + 2;
+      auto mask = torch::ones_like(ids);
+      mask[1].narrow(0, 5, 2).fill_(0);  // right padding
+      mask[2][0] = 0;                    // not a prefix: the padding becomes a bias
+      for (const int64_t beams : {int64_t{1}, int64_t{3}}) {
+        SCOPED_TRACE(std::string(name) + " batch " + std::to_string(batch) + " beams " + std::to_string(beams));
+        model::GenerationOptions o;
+        o.max_new_tokens = 20;  // past the 16 positions the cache starts with
+        o.num_beams = beams;
+        o.output_hidden_states = beams == 1;
+        setenv("CHORUS_FUSED_DECODE", "0", 1);
+        const auto plain = model::generate(*model, ids, mask, o);
+        unsetenv("CHORUS_FUSED_DECODE");
+        const auto fused = model::generate(*model, ids, mask, o);
+        EXPECT_TRUE(torch::equal(plain.sequences, fused.sequences));
+        EXPECT_TRUE(torch::allclose(plain.sequence_scores, fused.sequence_scores, 1e-5, 1e-5));
+        ASSERT_EQ(plain.decoder_hidden_states.size(), fused.decoder_hidden_states.size());
+        for (size_t step = 0; step < plain.decoder_hidden_states.size(); ++step) {
+          ASSERT_EQ(plain.decoder_hidden_states[step].size(), fused.decoder_hidden_states[step].size());
+          for (size_t layer = 0; layer < plain.decoder_hidden_states[step].size(); ++layer) {
+            const auto& a = plain.decoder_hidden_states[step][layer];
+            const auto& b = fused.decoder_hidden_states[step][layer];
+            ASSERT_EQ(a.sizes(), b.sizes()) << "step " << step << " layer " << layer;
+            EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-5)) << "step " << step << " layer " << layer;
+          }
+        }
       }
     }
   }

@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "model/io/hf_folder.h"
 #include "model/io/safetensors.h"
+#include "model/seq2seq_layers.h"
 #include "model/seq2seq_model.h"
 #include "model/t5/t5_relative_position.h"
 #include "tests/foundation/test_paths.h"
@@ -177,3 +178,24 @@ TEST(T5StackedProjections, FrozenAndTrainableModelsAgreeAndTrainEachProjection) 
 
 }  // namespace
 }  // namespace chorus::testing
+
+// The fused RMS norm (float32, nothing to record) against the op-by-op formula it replaces,
+// which the same function runs when autograd records; rows both below and above the size that
+// spreads them over threads.
+TEST(RmsNorm, FusedLoopMatchesTheOpByOpFormula) {
+  torch::manual_seed(3);
+  for (const auto& shape : {std::vector<int64_t>{1, 1, 512}, std::vector<int64_t>{4, 300, 96}}) {
+    const auto x = torch::randn(shape) * 3;
+    const auto weight = torch::rand({shape.back()}) + 0.5;
+    const double eps = 1e-6;
+    const auto formula = weight * (x * torch::rsqrt(x.pow(2).mean(-1, true) + eps));
+    const auto fused = chorus::model::rms_norm(x, weight, eps);
+    EXPECT_LT((fused - formula).abs().max().item<float>(), 1e-5);
+    const auto recorded = chorus::model::rms_norm(x.clone().requires_grad_(true), weight, eps);
+    ASSERT_TRUE(recorded.requires_grad());
+    EXPECT_LT((recorded.detach() - formula).abs().max().item<float>(), 1e-6);
+    // Non-contiguous input takes the formula too.
+    const auto strided = chorus::model::rms_norm(x.transpose(0, 1).contiguous().transpose(0, 1), weight, eps);
+    EXPECT_LT((strided - formula).abs().max().item<float>(), 1e-5);
+  }
+}

@@ -287,8 +287,8 @@ class T5Model final : public Seq2SeqModel {
   }
 
   // One decoding step of one token per row, with the same arithmetic as the op-by-op step but
-  // few LibTorch calls: the products (packed when the cache holds packed weights), and plain loops
-  // for the norms, residual adds and ReLU; the new keys and values are written straight into the
+  // few LibTorch calls: the products (packed when the cache holds packed weights), plain loops for
+  // the norms and residual adds, ReLU in place; the new keys and values are written straight into the
   // cache, and the attention kernel reads q, the cache and the cross-attention keys in place and
   // writes the heads already merged. A decoding step at batch 1 spends most of its time outside
   // the products otherwise (dozens of small tensor ops per layer).
@@ -417,12 +417,8 @@ class T5Model final : public Seq2SeqModel {
         inner_states = activate(linear(h, ff.wi_0, packed), c.activation) * linear(h, ff.wi_1, packed);
       } else {
         inner_states = linear(h, ff.wi, packed);
-        if (c.activation == "relu") {
-          float* f = inner_states.data_ptr<float>();
-          for (int64_t k = 0, n = inner_states.numel(); k < n; ++k) f[k] = f[k] < 0.0f ? 0.0f : f[k];  // NaN stays
-        } else {
-          inner_states = activate(inner_states, c.activation);
-        }
+        // The product is this step's own tensor: ReLU in place, no second buffer.
+        inner_states = c.activation == "relu" ? inner_states.relu_() : activate(inner_states, c.activation);
       }
       add_product(inner_states, ff.wo);
     }

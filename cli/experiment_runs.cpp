@@ -6,6 +6,8 @@
 
 #include "common/error.h"
 #include "eval/report/report_html.h"
+#include "experiment/runner.h"
+#include "experiment/spec.h"
 #include "train/kv_router.h"
 #include "train/multisource_mt.h"
 
@@ -22,6 +24,14 @@ std::filesystem::path timestamped_run_folder(const std::string& config) {
 }
 
 std::filesystem::path run_experiment(const train::Config& config, const train::ExperimentRun& run) {
+  if (experiment::is_engine_config(config)) {
+    experiment::RunOptions options;
+    options.folder = run.folder;
+    options.mode = run.mode;
+    options.quiet = run.quiet;
+    options.evaluation_changed = run.evaluation_changed;
+    return experiment::run_experiment(config, options);
+  }
   const auto kind = config.root().get_choice("experiment", {"kv_arithmetic", "kv_router", "multisource_mt"});
   if (kind == "kv_router") return train::run_kv_router_experiment(config, run);
   if (kind == "multisource_mt") return train::run_multisource_mt_experiment(config, run);

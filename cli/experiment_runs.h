@@ -12,8 +12,9 @@ namespace chorus::cli {
 // runs/<config name>-<UTC timestamp>: a new folder per run unless --out says otherwise.
 std::filesystem::path timestamped_run_folder(const std::string& config);
 
-// Runs the experiment the config's `experiment` key names (kv_arithmetic, kv_router) into
-// run.folder; returns report.json's path.
+// Runs a config into run.folder through the experiment engine (experiment/runner.h) when it
+// declares systems; configs that still name a built-in program (experiment: kv_arithmetic,
+// kv_router, multisource_mt) run that program. Returns report.json's path.
 std::filesystem::path run_experiment(const train::Config& config, const train::ExperimentRun& run);
 
 // Writes report.html into a run folder that has just been written by a training run, and prints

@@ -71,8 +71,8 @@ std::vector<Response> ScriptedResponder::answer(const std::vector<std::string>& 
 
 // --- Agent -------------------------------------------------------------------------------------
 
-AgentResponder::AgentResponder(Agent agent, model::GenerationOptions options)
-    : Responder(agent.name), agent_(std::move(agent)), options_(std::move(options)) {
+AgentResponder::AgentResponder(Agent agent, model::GenerationOptions options, PromptRenderer renderer)
+    : Responder(agent.name), agent_(std::move(agent)), options_(std::move(options)), renderer_(std::move(renderer)) {
   CHORUS_CHECK(agent_.model != nullptr && agent_.tokenizer != nullptr, "agent '", name(),
                "' needs a model and a tokenizer to answer");
   CHORUS_CHECK(options_.num_return_sequences == 1, "agent '", name(),
@@ -87,12 +87,19 @@ model::GenerationOptions greedy_generation(int64_t max_new_tokens) {
   return options;
 }
 
+std::string AgentResponder::render(const std::string& prompt) const {
+  return renderer_ ? renderer_(prompt) : agent_.prompt(prompt);
+}
+
 int64_t AgentResponder::count_prompt_tokens(const std::string& prompt) const {
-  return static_cast<int64_t>(agent_.tokenizer->encode(agent_.prompt(prompt)).size());
+  return static_cast<int64_t>(agent_.tokenizer->encode(render(prompt)).size());
 }
 
 std::vector<Response> AgentResponder::answer(const std::vector<std::string>& prompts) {
-  const auto batch = agent_.tokenize(prompts);
+  std::vector<std::string> texts;
+  texts.reserve(prompts.size());
+  for (const auto& p : prompts) texts.push_back(render(p));
+  const auto batch = tokenize_batch(*agent_.tokenizer, texts);
   const auto result = model::generate(*agent_.model, batch.input_ids, batch.attention_mask, options_);
   const auto sequences = result.sequences.to(torch::kCPU).contiguous();
   const auto scores = result.sequence_scores.to(torch::kCPU, torch::kFloat64).contiguous();

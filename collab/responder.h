@@ -92,8 +92,18 @@ model::GenerationOptions greedy_generation(int64_t max_new_tokens = 32);
 
 class AgentResponder final : public Responder {
  public:
-  explicit AgentResponder(Agent agent, model::GenerationOptions options = greedy_generation());
+  // Turns a prompt as a mechanism asks it into the text the agent reads. Without one, the agent's
+  // own prompt template wraps the prompt.
+  using PromptRenderer = std::function<std::string(const std::string& prompt)>;
+
+  explicit AgentResponder(Agent agent, model::GenerationOptions options = greedy_generation(),
+                          PromptRenderer renderer = nullptr);
   const Agent& agent() const { return agent_; }
+  const model::GenerationOptions& options() const { return options_; }
+  // The text the agent reads for `prompt`.
+  std::string render(const std::string& prompt) const;
+  // Tokens the agent reads for `prompt` (special tokens included).
+  int64_t prompt_tokens(const std::string& prompt) const { return count_prompt_tokens(prompt); }
 
  protected:
   std::vector<Response> answer(const std::vector<std::string>& prompts) override;
@@ -102,6 +112,7 @@ class AgentResponder final : public Responder {
  private:
   Agent agent_;
   model::GenerationOptions options_;
+  PromptRenderer renderer_;
 };
 
 // Names of `{slot}` references in `text` (slot: a letter or '_' then letters, digits, '_' or '-'),

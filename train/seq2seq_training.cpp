@@ -7,17 +7,6 @@
 
 namespace chorus::train {
 
-uint64_t stream_seed(uint64_t seed, int64_t step, int64_t micro) {
-  // splitmix64 over the three values: well-mixed, stable across platforms.
-  auto mix = [](uint64_t x) {
-    x += 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-  };
-  return mix(mix(mix(seed) ^ static_cast<uint64_t>(step)) ^ static_cast<uint64_t>(micro));
-}
-
 torch::Tensor shift_right(const torch::Tensor& labels, int64_t decoder_start_token_id, int64_t pad_token_id) {
   auto shifted = torch::full_like(labels, decoder_start_token_id);
   if (labels.size(1) > 1) shifted.narrow(1, 1, labels.size(1) - 1).copy_(labels.narrow(1, 0, labels.size(1) - 1));

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "collab/agent.h"
+#include "common/seeds.h"
 #include "model/seq2seq_model.h"
 #include "train/trainer.h"
 
@@ -56,6 +57,6 @@ torch::Tensor shift_right(const torch::Tensor& labels, int64_t decoder_start_tok
 torch::Tensor token_cross_entropy(const torch::Tensor& logits, const torch::Tensor& labels, bool per_row = false);
 
 // A generator for (seed, step, micro): independent streams per micro-batch, reproducible on resume.
-uint64_t stream_seed(uint64_t seed, int64_t step, int64_t micro);
+using chorus::stream_seed;  // common/seeds.h
 
 }  // namespace chorus::train

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tasks/text_lines.h"
+
 #include "train/config.h"
 
 namespace chorus::train {
@@ -58,12 +60,9 @@ struct TextPairStats {
 std::vector<TextPair> load_text_pairs(const TextPairSource& source, const TextPairOptions& options,
                                       TextPairStats* stats = nullptr);
 
-// The lines of `file` (gzip-compressed files, recognised by their magic bytes, are inflated),
-// without their "\n" or "\r\n"; a final line without a newline counts, a final newline adds no line.
-std::vector<std::string> read_text_lines(const std::filesystem::path& file);
-
-// Whether `file` starts with the gzip magic bytes 1f 8b.
-bool is_gzip_file(const std::filesystem::path& file);
+// Line reading (plain or gzip) lives with the tasks; the data readers here share it.
+using tasks::is_gzip_file;
+using tasks::read_text_lines;
 
 const char* to_string(TextPairFormat format);
 

@@ -61,7 +61,7 @@
 #include "train/kv_agents.h"
 #include "train/kv_team.h"
 #include "train/seq2seq_training.h"
-#include "train/tasks/kv_arithmetic.h"
+#include "tasks/key_value_arithmetic.h"
 #include "train/trainer.h"
 
 namespace {
@@ -117,7 +117,7 @@ struct Team {
 struct Setup {
   std::string error;
   uint64_t seed = 0;
-  std::unique_ptr<train::KvArithmetic> world;
+  std::unique_ptr<tasks::KeyValueArithmetic> world;
   std::map<std::string, collab::Agent> agents;
   std::map<std::string, Team> teams;
 };
@@ -161,7 +161,7 @@ Setup& setup() {
       const auto config = train::Config::load(g.config);
       const auto root = config.root();
       out.seed = static_cast<uint64_t>(root.get_int("seed", 0, 0));
-      out.world = std::make_unique<train::KvArithmetic>(train::read_world(root.child_or_empty("world"), out.seed));
+      out.world = std::make_unique<tasks::KeyValueArithmetic>(tasks::read_key_value_world(root.child_or_empty("world"), out.seed));
       const auto tokenizer = std::make_shared<model::WordLevelTokenizer>(out.world->tokenizer());
       fs::create_directories(g.work_dir);
       nlohmann::json manifest = {{"agents", nlohmann::json::object()}, {"teams", nlohmann::json::object()},

@@ -98,14 +98,14 @@ void add_pretrain_command(CLI::App& app) {
     }
     root.get_choice("experiment", {"kv_arithmetic"}, std::string("kv_arithmetic"));
     const auto seed = static_cast<uint64_t>(root.get_int("seed", 0, 0));
-    const auto world_options = train::read_world(root.child_or_empty("world"), seed);
+    const auto world_options = tasks::read_key_value_world(root.child_or_empty("world"), seed);
     auto spec = train::read_kv_agent(root.child("agent"), root.get<std::string>("name", std::string("agent")), seed);
     config.check_all_keys_used();
     spec.trainer.show_progress = !args->quiet;
     const std::filesystem::path out(args->out);
     CHORUS_CHECK(!std::filesystem::exists(out), "agent folder '", out.string(),
                  "' already exists; choose another --out or remove it");
-    const train::KvArithmetic world(world_options);
+    const tasks::KeyValueArithmetic world(world_options);
     const auto result = train::pretrain_kv_agent(world, spec, out, std::filesystem::path(out.string() + ".run"), args->resume);
     std::cout << "agent: " << result.folder.string() << "  exact match " << result.exact_match << "  ("
               << result.seconds << " s)\n";

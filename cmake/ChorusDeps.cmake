@@ -26,7 +26,6 @@ find_package(Threads REQUIRED)
 # The Debian libraries the layers above kernels/ need (not built with CHORUS_KERNELS_ONLY).
 if(NOT CHORUS_KERNELS_ONLY)
   find_package(ZLIB REQUIRED)  # gzipped data sets
-  find_package(Eigen3 3.3 REQUIRED NO_MODULE)
   find_package(HDF5 REQUIRED COMPONENTS C CXX)
   find_package(yaml-cpp REQUIRED)
   find_package(nlohmann_json 3.10 REQUIRED)

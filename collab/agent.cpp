@@ -9,37 +9,6 @@
 
 namespace chorus::collab {
 
-TokenBatch tokenize_batch(const model::Tokenizer& tokenizer, const std::vector<std::string>& inputs,
-                          const std::vector<std::string>& targets) {
-  CHORUS_CHECK(!inputs.empty(), "tokenize_batch: an empty batch");
-  CHORUS_CHECK(targets.empty() || targets.size() == inputs.size(), "tokenize_batch: ", inputs.size(),
-               " inputs but ", targets.size(), " targets");
-  auto pad = [](const std::vector<std::vector<int64_t>>& rows, int64_t fill, torch::Tensor* mask) {
-    size_t width = 1;
-    for (const auto& r : rows) width = std::max(width, r.size());
-    auto ids = torch::full({static_cast<int64_t>(rows.size()), static_cast<int64_t>(width)}, fill, torch::kInt64);
-    auto m = torch::zeros_like(ids);
-    auto a = ids.accessor<int64_t, 2>();
-    auto am = m.accessor<int64_t, 2>();
-    for (size_t i = 0; i < rows.size(); ++i) {
-      for (size_t j = 0; j < rows[i].size(); ++j) {
-        a[static_cast<int64_t>(i)][static_cast<int64_t>(j)] = rows[i][j];
-        am[static_cast<int64_t>(i)][static_cast<int64_t>(j)] = 1;
-      }
-    }
-    if (mask != nullptr) *mask = m;
-    return ids;
-  };
-  std::vector<std::vector<int64_t>> in, out;
-  in.reserve(inputs.size());
-  for (const auto& text : inputs) in.push_back(tokenizer.encode(text));
-  for (const auto& text : targets) out.push_back(tokenizer.encode(text));
-  TokenBatch batch;
-  batch.input_ids = pad(in, tokenizer.pad_id(), &batch.attention_mask);
-  if (!out.empty()) batch.labels = pad(out, -100, nullptr);
-  return batch;
-}
-
 std::string Agent::prompt(const std::string& input) const {
   std::string text = prompt_template;
   static const std::string slot = "{input}";
@@ -49,11 +18,11 @@ std::string Agent::prompt(const std::string& input) const {
   return text;
 }
 
-TokenBatch Agent::tokenize(const std::vector<std::string>& inputs, const std::vector<std::string>& targets) const {
+model::TokenBatch Agent::tokenize(const std::vector<std::string>& inputs, const std::vector<std::string>& targets) const {
   std::vector<std::string> prompts;
   prompts.reserve(inputs.size());
   for (const auto& input : inputs) prompts.push_back(prompt(input));
-  return tokenize_batch(*tokenizer, prompts, targets);
+  return model::tokenize_batch(*tokenizer, prompts, targets);
 }
 
 std::vector<std::string> Agent::generate_text(const std::vector<std::string>& inputs,

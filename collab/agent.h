@@ -10,19 +10,10 @@
 
 #include "model/generation/generate.h"
 #include "model/seq2seq_model.h"
+#include "model/tokenizers/token_batch.h"
 #include "model/tokenizers/tokenizer.h"
 
 namespace chorus::collab {
-
-// A padded batch of token ids (right padding with the tokenizer's pad id).
-struct TokenBatch {
-  torch::Tensor input_ids;       // [B, S] int64
-  torch::Tensor attention_mask;  // [B, S] int64, 1 = token
-  torch::Tensor labels;          // [B, T] int64 targets ending with </s>, -100 at padding; undefined without targets
-};
-// Tokenizes `inputs` (and `targets` when given, one per input) with the tokenizer's special tokens.
-TokenBatch tokenize_batch(const model::Tokenizer& tokenizer, const std::vector<std::string>& inputs,
-                          const std::vector<std::string>& targets = {});
 
 // A team member. The model is frozen and may be shared read-only by several agents.
 struct Agent {
@@ -35,7 +26,7 @@ struct Agent {
   // The prompt for `input` (every "{input}" replaced).
   std::string prompt(const std::string& input) const;
   // The prompts of `inputs` tokenized as one padded batch.
-  TokenBatch tokenize(const std::vector<std::string>& inputs, const std::vector<std::string>& targets = {}) const;
+  model::TokenBatch tokenize(const std::vector<std::string>& inputs, const std::vector<std::string>& targets = {}) const;
   // Generates for each input and decodes the first returned sequence of each (special tokens skipped).
   std::vector<std::string> generate_text(const std::vector<std::string>& inputs,
                                          const model::GenerationOptions& options) const;

@@ -91,7 +91,7 @@ std::vector<AugmentingStates> FusionTeam::augmenting_states(
   std::vector<AugmentingStates> out;
   for (size_t i = 0; i < augmenting_.size(); ++i) {
     const auto& other = augmenting_[i];
-    const auto batch = tokenize_batch(*other.tokenizer, other_texts[i]);
+    const auto batch = model::tokenize_batch(*other.tokenizer, other_texts[i]);
     const auto& model = *other.model;
     AugmentingStates s;
     auto encoded = model.encode(batch.input_ids, batch.attention_mask);
@@ -129,7 +129,7 @@ std::vector<AugmentingStates> FusionTeam::augmenting_states(
 model::EncoderOutput FusionTeam::encode(const std::vector<std::string>& anchor_texts,
                                         const std::vector<std::vector<std::string>>& other_texts,
                                         torch::Tensor* attention, const torch::Tensor& tasks) {
-  const auto batch = tokenize_batch(*anchor_.tokenizer, anchor_texts);
+  const auto batch = model::tokenize_batch(*anchor_.tokenizer, anchor_texts);
   const auto states = augmenting_states(other_texts);
   torch::Tensor query_states;
   if (options_.query_layer != options_.inject_layer) {
@@ -170,7 +170,7 @@ std::vector<FusionInspection> FusionTeam::inspect(const std::vector<std::string>
                                                   const std::vector<std::vector<std::string>>& other_texts,
                                                   const torch::Tensor& tasks) {
   torch::NoGradGuard no_grad;
-  const auto batch = tokenize_batch(*anchor_.tokenizer, anchor_texts);
+  const auto batch = model::tokenize_batch(*anchor_.tokenizer, anchor_texts);
   const auto states = augmenting_states(other_texts);
   auto plain = anchor_.model->encode(batch.input_ids, batch.attention_mask, true);
   const auto& at_injection = plain.hidden_states.at(static_cast<size_t>(options_.inject_layer));

@@ -99,7 +99,7 @@ std::vector<Response> AgentResponder::answer(const std::vector<std::string>& pro
   std::vector<std::string> texts;
   texts.reserve(prompts.size());
   for (const auto& p : prompts) texts.push_back(render(p));
-  const auto batch = tokenize_batch(*agent_.tokenizer, texts);
+  const auto batch = model::tokenize_batch(*agent_.tokenizer, texts);
   const auto result = model::generate(*agent_.model, batch.input_ids, batch.attention_mask, options_);
   const auto sequences = result.sequences.to(torch::kCPU).contiguous();
   const auto scores = result.sequence_scores.to(torch::kCPU, torch::kFloat64).contiguous();

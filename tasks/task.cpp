@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/text/utf8.h"
+#include "tasks/key_value_arithmetic.h"
 #include "tasks/text_lines.h"
 
 namespace chorus::tasks {
@@ -30,6 +31,12 @@ std::map<std::string, TaskGenerator>& generators() {
 std::mutex& registry_mutex() {
   static std::mutex m;
   return m;
+}
+
+// The built-in generators, registered on first use.
+void ensure_builtin_generators() {
+  static std::once_flag once;
+  std::call_once(once, [] { register_key_value_arithmetic_generator(); });
 }
 
 // The lines of a data file, checked for UTF-8.
@@ -333,6 +340,7 @@ void register_task_generator(const std::string& kind, TaskGenerator generator) {
 }
 
 std::vector<std::string> task_generator_kinds() {
+  ensure_builtin_generators();
   std::lock_guard<std::mutex> lock(registry_mutex());
   std::vector<std::string> kinds;
   for (const auto& [kind, g] : generators()) kinds.push_back(kind);

@@ -20,21 +20,12 @@
 
 namespace chorus::train {
 
-KvArithmeticOptions read_world(const ConfigView& v, uint64_t seed) {
-  KvArithmeticOptions o;
-  o.keys = v.get_int("keys", 300, 2, 100000);
-  o.max_value = v.get_int("max_value", 99, 1, 100000);
-  o.train_keys = v.get_int("train_keys", 210, 1, o.keys - 1);
-  o.seed = seed;
-  return o;
-}
-
 KvAgentSpec read_kv_agent(const ConfigView& v, const std::string& name, uint64_t seed) {
   KvAgentSpec s;
   s.name = name;
   s.seed = seed;
   s.role = v.get<std::string>("role", std::string());
-  s.task = parse_kv_task(v.get_choice("task", {"kv_subs", "num_math"}), v.path());
+  s.task = tasks::parse_arithmetic_task(v.get_choice("task", {"kv_subs", "num_math"}), v.path());
   const auto sampling = v.child_or_empty("sampling");
   s.sampling.single_fraction = sampling.get_double("single_fraction", 0.0, 0.0, 1.0);
   s.sampling.mixed_fraction = sampling.get_double("mixed_fraction", 0.0, 0.0, 1.0);
@@ -54,13 +45,13 @@ KvAgentSpec read_kv_agent(const ConfigView& v, const std::string& name, uint64_t
   const auto smoothing = v.child_or_empty("smoothing");
   s.noise_std = smoothing.get_double("noise_std", 0.0, 0.0);
   s.mixup_fraction = smoothing.get_double("mixup_fraction", 0.0, 0.0, 1.0);
-  CHORUS_CHECK(s.mixup_fraction == 0.0 || s.task == KvTask::num_math, v.path(),
+  CHORUS_CHECK(s.mixup_fraction == 0.0 || s.task == tasks::ArithmeticTask::num_math, v.path(),
                ".smoothing.mixup_fraction: embedding mixup mixes two numbers, so it applies to num_math agents only");
   s.trainer.best_metric = "exact_match";
   return s;
 }
 
-std::string KvAgentSpec::fingerprint(const KvArithmeticOptions& world) const {
+std::string KvAgentSpec::fingerprint(const tasks::KeyValueArithmeticOptions& world) const {
   const nlohmann::json j = {
       {"format", 1},
       {"world", {world.keys, world.max_value, world.train_keys, world.seed}},
@@ -82,17 +73,8 @@ std::string KvAgentSpec::fingerprint(const KvArithmeticOptions& world) const {
   return text;
 }
 
-std::vector<KvExample> kv_examples(const KvArithmetic& world, KvTask task, const KvSampling& sampling, int64_t count,
-                                   uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<KvExample> out;
-  out.reserve(static_cast<size_t>(count));
-  for (int64_t i = 0; i < count; ++i) out.push_back(world.sample(task, sampling, rng));
-  return out;
-}
-
-double kv_exact_match(const model::Seq2SeqModel& model, const KvArithmetic& world,
-                      const std::vector<KvExample>& examples, int64_t batch_size) {
+double kv_exact_match(const model::Seq2SeqModel& model, const tasks::KeyValueArithmetic& world,
+                      const std::vector<tasks::ArithmeticExample>& examples, int64_t batch_size) {
   torch::NoGradGuard no_grad;
   int64_t correct = 0;
   model::GenerationOptions options;
@@ -101,7 +83,7 @@ double kv_exact_match(const model::Seq2SeqModel& model, const KvArithmetic& worl
     const auto end = std::min(examples.size(), start + static_cast<size_t>(batch_size));
     std::vector<std::string> inputs;
     for (size_t i = start; i < end; ++i) inputs.push_back(examples[i].input);
-    const auto batch = collab::tokenize_batch(world.tokenizer(), inputs);
+    const auto batch = model::tokenize_batch(world.tokenizer(), inputs);
     const auto result = model::generate(model, batch.input_ids, batch.attention_mask, options);
     for (size_t i = start; i < end; ++i) {
       auto row = result.sequences[static_cast<int64_t>(i - start)].contiguous();
@@ -127,17 +109,17 @@ std::filesystem::path default_agent_cache() {
 namespace {
 
 // The batch of (step, micro): examples, operand noise positions and number mixup.
-Seq2SeqBatch make_batch(const KvArithmetic& world, const KvAgentSpec& spec, int64_t step, int64_t micro) {
+Seq2SeqBatch make_batch(const tasks::KeyValueArithmetic& world, const KvAgentSpec& spec, int64_t step, int64_t micro) {
   std::mt19937_64 rng(stream_seed(spec.seed ^ 0xA5A5A5A5ULL, step, micro));
   std::vector<std::string> inputs, targets, mix_targets;
-  std::vector<KvExample> examples;
+  std::vector<tasks::ArithmeticExample> examples;
   for (int64_t i = 0; i < spec.batch_size; ++i) {
     examples.push_back(world.sample(spec.task, spec.sampling, rng));
     inputs.push_back(examples.back().input);
     targets.push_back(examples.back().target);
   }
   Seq2SeqBatch batch;
-  batch.tokens = collab::tokenize_batch(world.tokenizer(), inputs, targets);
+  batch.tokens = model::tokenize_batch(world.tokenizer(), inputs, targets);
   const auto shape = batch.tokens.input_ids.sizes();
   if (spec.noise_std > 0) {
     batch.noise_mask = torch::zeros(shape, torch::kBool);
@@ -162,11 +144,11 @@ Seq2SeqBatch make_batch(const KvArithmetic& world, const KvAgentSpec& spec, int6
         batch.mix_ids.index_put_({static_cast<int64_t>(i), position}, alt_id);
         batch.mix_lambda.index_put_({static_cast<int64_t>(i)}, unit(rng));
         mix_target = values.size() == 1 ? std::to_string(values[0])
-                                        : std::to_string(KvArithmetic::apply(values[0], ex.op, values[1]));
+                                        : std::to_string(tasks::KeyValueArithmetic::apply(values[0], ex.op, values[1]));
       }
       mix_targets.push_back(mix_target);
     }
-    batch.mix_labels = collab::tokenize_batch(world.tokenizer(), inputs, mix_targets).labels;
+    batch.mix_labels = model::tokenize_batch(world.tokenizer(), inputs, mix_targets).labels;
     CHORUS_CHECK(batch.mix_labels.sizes() == batch.tokens.labels.sizes(), "mixup targets and targets differ in shape");
   }
   return batch;
@@ -174,7 +156,7 @@ Seq2SeqBatch make_batch(const KvArithmetic& world, const KvAgentSpec& spec, int6
 
 }  // namespace
 
-PretrainResult pretrain_kv_agent(const KvArithmetic& world, const KvAgentSpec& spec, const std::filesystem::path& folder,
+PretrainResult pretrain_kv_agent(const tasks::KeyValueArithmetic& world, const KvAgentSpec& spec, const std::filesystem::path& folder,
                                  const std::filesystem::path& work_folder, bool resume) {
   namespace fs = std::filesystem;
   const auto fingerprint = spec.fingerprint(world.options());
@@ -211,7 +193,7 @@ PretrainResult pretrain_kv_agent(const KvArithmetic& world, const KvAgentSpec& s
     return model::make_t5_config(shape);
   }();
   std::shared_ptr<model::Seq2SeqModel> model = model::make_untrained_t5(config_json, spec.seed * 7919 + 1);
-  const auto eval_set = kv_examples(world, spec.task, spec.sampling, spec.eval_examples, spec.seed * 31 + 977);
+  const auto eval_set = tasks::arithmetic_examples(world, spec.task, spec.sampling, spec.eval_examples, spec.seed * 31 + 977);
   Seq2SeqTrainingProblem problem(
       model, [&](int64_t step, int64_t micro) { return make_batch(world, spec, step, micro); },
       InputSmoothing{spec.noise_std},

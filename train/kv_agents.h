@@ -7,19 +7,16 @@
 
 #include "model/t5/t5_init.h"
 #include "train/config.h"
-#include "train/tasks/kv_arithmetic.h"
+#include "tasks/key_value_arithmetic.h"
 #include "train/trainer.h"
 
 namespace chorus::train {
 
-// The world block of a config: keys, max_value, train_keys (and the experiment seed).
-KvArithmeticOptions read_world(const ConfigView& view, uint64_t seed);
-
 struct KvAgentSpec {
   std::string name;
   std::string role;
-  KvTask task = KvTask::kv_subs;
-  KvSampling sampling;
+  tasks::ArithmeticTask task = tasks::ArithmeticTask::kv_subs;
+  tasks::ArithmeticSampling sampling;
   model::T5Shape shape;        // vocab_size comes from the world
   TrainerOptions trainer;
   int64_t batch_size = 128;
@@ -28,7 +25,7 @@ struct KvAgentSpec {
   int64_t eval_examples = 500;
   uint64_t seed = 0;
   // A stable digest of everything above and the world: the cache key of the trained agent.
-  std::string fingerprint(const KvArithmeticOptions& world) const;
+  std::string fingerprint(const tasks::KeyValueArithmeticOptions& world) const;
 };
 
 // Reads agents.<name> (keys: role, task, sampling{single_fraction, mixed_fraction}, model{d_model,
@@ -46,16 +43,12 @@ struct PretrainResult {
 // Trains the agent into `work_folder` (resumable: the trainer's run folder), then publishes
 // model.h5, word_vocab.txt and pretrain.json into `folder` atomically (a rename). When `folder`
 // already holds an agent with the same fingerprint, returns it without training.
-PretrainResult pretrain_kv_agent(const KvArithmetic& world, const KvAgentSpec& spec, const std::filesystem::path& folder,
+PretrainResult pretrain_kv_agent(const tasks::KeyValueArithmetic& world, const KvAgentSpec& spec, const std::filesystem::path& folder,
                                  const std::filesystem::path& work_folder, bool resume);
 
 // Exact match of `agent` (a model + the world's tokenizer) on `examples` (greedy decoding).
-double kv_exact_match(const model::Seq2SeqModel& model, const KvArithmetic& world,
-                      const std::vector<KvExample>& examples, int64_t batch_size = 250);
-
-// `count` examples of `task` drawn from a fixed stream (`stream` tells evaluation sets apart).
-std::vector<KvExample> kv_examples(const KvArithmetic& world, KvTask task, const KvSampling& sampling, int64_t count,
-                                   uint64_t seed);
+double kv_exact_match(const model::Seq2SeqModel& model, const tasks::KeyValueArithmetic& world,
+                      const std::vector<tasks::ArithmeticExample>& examples, int64_t batch_size = 250);
 
 // The default place of cached agents: $CHORUS_CACHE_DIR, else $XDG_CACHE_HOME/chorus, else ~/.cache/chorus;
 // agents live in its agents/ subfolder.

@@ -36,15 +36,15 @@ double since(Clock::time_point start) { return std::chrono::duration<double>(Clo
 
 struct EvalSet {
   std::string metric;  // kv_subs, num_math, kv_math_heldout, kv_math_train
-  KvTask task;
-  std::vector<KvExample> examples;
+  tasks::ArithmeticTask task;
+  std::vector<tasks::ArithmeticExample> examples;
 };
 
 struct Plan {
   uint64_t seed = 0;
   int threads = 0;
   bool parallel = true;
-  KvArithmeticOptions world;
+  tasks::KeyValueArithmeticOptions world;
   std::filesystem::path cache;
   std::vector<KvAgentSpec> agents;
   std::vector<TeamSpec> teams;
@@ -64,7 +64,7 @@ Plan read_plan(const Config& config) {
   p.seed = static_cast<uint64_t>(root.get_int("seed", 0, 0));
   p.threads = static_cast<int>(root.get_int("threads", 0, 0, 1024));
   p.parallel = root.get<bool>("parallel", true);
-  p.world = read_world(root.child_or_empty("world"), p.seed);
+  p.world = tasks::read_key_value_world(root.child_or_empty("world"), p.seed);
   const auto cache = root.get<std::string>("cache_dir", std::string());
   p.cache = cache.empty() ? default_agent_cache() : root.get_path("cache_dir", false);
   const auto agents = root.child("agents");
@@ -111,7 +111,7 @@ Plan read_plan(const Config& config) {
 
 // Outputs of a system on a set, in batches.
 template <class Answer>
-std::vector<std::string> answer_all(const std::vector<KvExample>& examples, Answer&& answer, size_t batch = 250) {
+std::vector<std::string> answer_all(const std::vector<tasks::ArithmeticExample>& examples, Answer&& answer, size_t batch = 250) {
   std::vector<std::string> out;
   for (size_t start = 0; start < examples.size(); start += batch) {
     const auto part = answer(inputs_of(examples, start, std::min(examples.size(), start + batch)));
@@ -173,7 +173,7 @@ collab::ComputeCost team_call(const collab::Agent& anchor, const std::vector<con
 }
 
 
-eval::SegmentStatistics correctness(const std::vector<std::string>& outputs, const std::vector<KvExample>& examples) {
+eval::SegmentStatistics correctness(const std::vector<std::string>& outputs, const std::vector<tasks::ArithmeticExample>& examples) {
   eval::SegmentStatistics stats;
   stats.width = 2;
   for (size_t i = 0; i < outputs.size(); ++i) stats.append({outputs[i] == examples[i].target ? 1.0 : 0.0, 1.0});
@@ -293,7 +293,7 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
   bool reused_any = false;
 
   // 1. The world and its agents (cached by fingerprint).
-  const KvArithmetic world(plan.world);
+  const tasks::KeyValueArithmetic world(plan.world);
   auto phase_start = Clock::now();
   std::vector<PretrainResult> pretrained(plan.agents.size());
   std::vector<std::function<void()>> jobs;
@@ -368,12 +368,12 @@ std::filesystem::path run_kv_arithmetic_experiment(const Config& config, const E
   phase_start = Clock::now();
   torch::NoGradGuard no_grad;
   std::vector<EvalSet> sets = {
-      {"kv_subs", KvTask::kv_subs, kv_examples(world, KvTask::kv_subs, KvSampling{}, plan.eval_examples, plan.seed * 1000 + 1)},
-      {"num_math", KvTask::num_math, kv_examples(world, KvTask::num_math, KvSampling{}, plan.eval_examples, plan.seed * 1000 + 2)},
-      {"kv_math_heldout", KvTask::kv_math,
-       kv_examples(world, KvTask::kv_math, KvSampling{0.0, 0.0, KeySet::heldout}, plan.eval_examples, plan.seed * 1000 + 3)},
-      {"kv_math_train", KvTask::kv_math,
-       kv_examples(world, KvTask::kv_math, KvSampling{0.0, 0.0, KeySet::train}, plan.eval_examples, plan.seed * 1000 + 4)}};
+      {"kv_subs", tasks::ArithmeticTask::kv_subs, tasks::arithmetic_examples(world, tasks::ArithmeticTask::kv_subs, tasks::ArithmeticSampling{}, plan.eval_examples, plan.seed * 1000 + 1)},
+      {"num_math", tasks::ArithmeticTask::num_math, tasks::arithmetic_examples(world, tasks::ArithmeticTask::num_math, tasks::ArithmeticSampling{}, plan.eval_examples, plan.seed * 1000 + 2)},
+      {"kv_math_heldout", tasks::ArithmeticTask::kv_math,
+       tasks::arithmetic_examples(world, tasks::ArithmeticTask::kv_math, tasks::ArithmeticSampling{0.0, 0.0, tasks::KeySet::heldout}, plan.eval_examples, plan.seed * 1000 + 3)},
+      {"kv_math_train", tasks::ArithmeticTask::kv_math,
+       tasks::arithmetic_examples(world, tasks::ArithmeticTask::kv_math, tasks::ArithmeticSampling{0.0, 0.0, tasks::KeySet::train}, plan.eval_examples, plan.seed * 1000 + 4)}};
   model::GenerationOptions greedy;
   greedy.max_new_tokens = 8;
   std::vector<SystemResult> systems;

@@ -60,7 +60,7 @@ struct Plan {
   uint64_t seed = 0;
   int threads = 0;
   bool parallel = true;
-  KvArithmeticOptions world;
+  tasks::KeyValueArithmeticOptions world;
   fs::path cache;
   std::vector<KvAgentSpec> agents;
   std::vector<double> mix;  // weight per kSets entry
@@ -84,7 +84,7 @@ Plan read_plan(const Config& config) {
   p.seed = static_cast<uint64_t>(root.get_int("seed", 0, 0));
   p.threads = static_cast<int>(root.get_int("threads", 0, 0, 1024));
   p.parallel = root.get<bool>("parallel", true);
-  p.world = read_world(root.child_or_empty("world"), p.seed);
+  p.world = tasks::read_key_value_world(root.child_or_empty("world"), p.seed);
   const auto cache = root.get<std::string>("cache_dir", std::string());
   p.cache = cache.empty() ? default_agent_cache() : root.get_path("cache_dir", false);
   const auto agents = root.child("agents");
@@ -189,22 +189,22 @@ class SingleThreaded {
 // --- Requests ------------------------------------------------------------------------------------
 
 struct Request {
-  KvExample example;
+  tasks::ArithmeticExample example;
   size_t set = 0;  // index into kSets
 };
 
-std::vector<Request> draw_requests(const KvArithmetic& world, const std::vector<double>& mix,
+std::vector<Request> draw_requests(const tasks::KeyValueArithmetic& world, const std::vector<double>& mix,
                                    int64_t count, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::discrete_distribution<size_t> pick(mix.begin(), mix.end());
-  const KvSampling any{}, heldout{0.0, 0.0, KeySet::heldout}, train_keys{0.0, 0.0, KeySet::train};
+  const tasks::ArithmeticSampling any{}, heldout{0.0, 0.0, tasks::KeySet::heldout}, train_keys{0.0, 0.0, tasks::KeySet::train};
   std::vector<Request> out;
   for (int64_t i = 0; i < count; ++i) {
     Request r;
     r.set = pick(rng);
-    const KvTask task = r.set == 0   ? KvTask::kv_subs
-                        : r.set == 1 ? KvTask::num_math
-                                     : KvTask::kv_math;
+    const tasks::ArithmeticTask task = r.set == 0   ? tasks::ArithmeticTask::kv_subs
+                        : r.set == 1 ? tasks::ArithmeticTask::num_math
+                                     : tasks::ArithmeticTask::kv_math;
     r.example = world.sample(task, r.set == 2 ? heldout : r.set == 3 ? train_keys : any, rng);
     out.push_back(std::move(r));
   }
@@ -218,7 +218,7 @@ struct Features {
   std::vector<int64_t> tokens;  // per request
 };
 
-Features router_features(const KvArithmetic& world, const std::vector<Request>& requests) {
+Features router_features(const tasks::KeyValueArithmetic& world, const std::vector<Request>& requests) {
   const int64_t vocab = world.tokenizer().vocab_size();
   std::vector<std::vector<int64_t>> rows;
   size_t width = 1;
@@ -427,7 +427,7 @@ std::filesystem::path run_kv_router_experiment(const Config& config, const Exper
   // 1. The agents, from the cache the quickstart fills (trained here when absent). A resumed run
   // continues their training; the phases after it are deterministic and take seconds, so they
   // rerun.
-  const KvArithmetic world(plan.world);
+  const tasks::KeyValueArithmetic world(plan.world);
   auto phase_start = Clock::now();
   std::vector<PretrainResult> pretrained(plan.agents.size());
   std::vector<std::function<void()>> jobs;

@@ -50,10 +50,10 @@ TeamSpec read_team(const ConfigView& v, const std::string& name, uint64_t seed) 
   t.batch_size = train.get_int("batch_size", 128, 1);
   for (const auto& task : v.list("tasks")) {
     TeamTask tt;
-    tt.task = parse_kv_task(task.get_choice("task", {"kv_math", "num_math", "kv_subs"}), task.path());
+    tt.task = tasks::parse_arithmetic_task(task.get_choice("task", {"kv_math", "num_math", "kv_subs"}), task.path());
     const auto keys = task.get_choice("keys", {"train", "all", "heldout"}, std::string("train"));
-    tt.sampling.keys = keys == "train" ? KeySet::train : keys == "all" ? KeySet::all : KeySet::heldout;
-    CHORUS_CHECK(tt.task == KvTask::num_math || tt.sampling.keys != KeySet::heldout, task.path(),
+    tt.sampling.keys = keys == "train" ? tasks::KeySet::train : keys == "all" ? tasks::KeySet::all : tasks::KeySet::heldout;
+    CHORUS_CHECK(tt.task == tasks::ArithmeticTask::num_math || tt.sampling.keys != tasks::KeySet::heldout, task.path(),
                  ".keys: held-out keys are for evaluation only; train on 'train' keys");
     tt.sampling.mixed_fraction = task.get_double("mixed_fraction", 0.0, 0.0, 1.0);
     tt.sampling.single_fraction = task.get_double("single_fraction", 0.0, 0.0, 1.0);
@@ -91,7 +91,7 @@ FusedTeam::FusedTeam(const TeamSpec& spec, const std::map<std::string, collab::A
     head_ = collab::CrossAgentFusion(options);
   }
 
-int64_t FusedTeam::task_index(KvTask task) const {
+int64_t FusedTeam::task_index(tasks::ArithmeticTask task) const {
   if (spec_.fusion.tasks == 0) return -1;
   for (size_t t = 0; t < spec_.tasks.size(); ++t) {
     if (spec_.tasks[t].task == task) return static_cast<int64_t>(t);
@@ -132,7 +132,7 @@ model::EncoderOutput FusedTeam::encode(const std::vector<std::string>& inputs, t
 torch::Tensor FusedTeam::loss(const std::vector<std::string>& inputs, const std::vector<std::string>& targets,
                               bool per_row, const std::vector<int64_t>& tasks) {
     const auto encoded = encode(inputs, nullptr, tasks);
-    const auto labels = collab::tokenize_batch(*anchor_->tokenizer, inputs, targets).labels;
+    const auto labels = model::tokenize_batch(*anchor_->tokenizer, inputs, targets).labels;
     const auto& model = *anchor_->model;
     auto cache = model.start_decoding(encoded);
     const auto& c = model.config();
@@ -237,19 +237,19 @@ collab::AugmentingStates FusedTeam::augmenting_states(const collab::Agent& other
     return s;
   }
 
-std::vector<std::string> inputs_of(const std::vector<KvExample>& examples, size_t start, size_t end) {
+std::vector<std::string> inputs_of(const std::vector<tasks::ArithmeticExample>& examples, size_t start, size_t end) {
   std::vector<std::string> out;
   for (size_t i = start; i < end; ++i) out.push_back(examples[i].input);
   return out;
 }
 
-double exact_match(const std::vector<std::string>& outputs, const std::vector<KvExample>& examples) {
+double exact_match(const std::vector<std::string>& outputs, const std::vector<tasks::ArithmeticExample>& examples) {
   int64_t correct = 0;
   for (size_t i = 0; i < outputs.size(); ++i) correct += outputs[i] == examples[i].target ? 1 : 0;
   return outputs.empty() ? 0.0 : static_cast<double>(correct) / static_cast<double>(outputs.size());
 }
 
-TeamTrainingProblem::TeamTrainingProblem(FusedTeam& team, const TeamSpec& spec, const KvArithmetic& world, uint64_t seed)
+TeamTrainingProblem::TeamTrainingProblem(FusedTeam& team, const TeamSpec& spec, const tasks::KeyValueArithmetic& world, uint64_t seed)
     : team_(team), spec_(spec), world_(world), seed_(seed), sampler_([&] {
         std::vector<double> sizes;
         for (const auto& t : spec.tasks) sizes.push_back(t.weight);
@@ -258,7 +258,7 @@ TeamTrainingProblem::TeamTrainingProblem(FusedTeam& team, const TeamSpec& spec, 
   std::vector<double> weights;
   for (const auto& t : spec.tasks) weights.push_back(t.weight);
   weights_ = TaskLossWeights(spec.loss_weighting, weights);
-  eval_ = kv_examples(world, KvTask::kv_math, KvSampling{0.0, 0.0, KeySet::train}, spec.eval_examples, seed * 131 + 5);
+  eval_ = tasks::arithmetic_examples(world, tasks::ArithmeticTask::kv_math, tasks::ArithmeticSampling{0.0, 0.0, tasks::KeySet::train}, spec.eval_examples, seed * 131 + 5);
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> TeamTrainingProblem::parameters() {
@@ -298,7 +298,7 @@ MicroBatchLoss TeamTrainingProblem::loss(int64_t step, int64_t micro) {
 
 std::map<std::string, double> TeamTrainingProblem::evaluate(int64_t) {
   return {{"kv_math_train",
-           exact_match(team_.answer(inputs_of(eval_, 0, eval_.size()), team_.task_index(KvTask::kv_math)), eval_)}};
+           exact_match(team_.answer(inputs_of(eval_, 0, eval_.size()), team_.task_index(tasks::ArithmeticTask::kv_math)), eval_)}};
 }
 
 }  // namespace chorus::train

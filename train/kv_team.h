@@ -13,7 +13,7 @@
 #include "model/seq2seq_model.h"
 #include "train/config.h"
 #include "train/multitask.h"
-#include "train/tasks/kv_arithmetic.h"
+#include "tasks/key_value_arithmetic.h"
 #include "train/trainer.h"
 
 namespace chorus::train {
@@ -24,8 +24,8 @@ enum class StatesSource { encoder, decoder };
 
 // One task of a team's training mix.
 struct TeamTask {
-  KvTask task = KvTask::kv_math;
-  KvSampling sampling;  // keys (train/all/heldout), single and mixed fractions
+  tasks::ArithmeticTask task = tasks::ArithmeticTask::kv_math;
+  tasks::ArithmeticSampling sampling;  // keys (train/all/heldout), single and mixed fractions
   double weight = 1.0;  // relative size for sampling, and the loss weight under fixed weighting
 };
 
@@ -89,7 +89,7 @@ class FusedTeam {
   std::vector<TeamInspection> inspect(const std::vector<std::string>& inputs, int64_t task = -1);
   // The first entry of TeamSpec::tasks training `task`, for a task-conditioned head; -1 when the head
   // is not conditioned or never trained on that task (it then answers unconditioned).
-  int64_t task_index(KvTask task) const;
+  int64_t task_index(tasks::ArithmeticTask task) const;
 
  private:
   collab::AugmentingStates augmenting_states(const collab::Agent& other, const std::vector<std::string>& inputs) const;
@@ -101,13 +101,13 @@ class FusedTeam {
   collab::CrossAgentFusion head_{nullptr};
 };
 
-std::vector<std::string> inputs_of(const std::vector<KvExample>& examples, size_t start, size_t end);
-double exact_match(const std::vector<std::string>& outputs, const std::vector<KvExample>& examples);
+std::vector<std::string> inputs_of(const std::vector<tasks::ArithmeticExample>& examples, size_t start, size_t end);
+double exact_match(const std::vector<std::string>& outputs, const std::vector<tasks::ArithmeticExample>& examples);
 
 // Trains a team's head: rows of KV-MATH over the training keys and NUM-MATH, per TeamSpec.
 class TeamTrainingProblem final : public TrainingProblem {
  public:
-  TeamTrainingProblem(FusedTeam& team, const TeamSpec& spec, const KvArithmetic& world, uint64_t seed);
+  TeamTrainingProblem(FusedTeam& team, const TeamSpec& spec, const tasks::KeyValueArithmetic& world, uint64_t seed);
   std::vector<std::pair<std::string, torch::Tensor>> parameters() override;
   MicroBatchLoss loss(int64_t step, int64_t micro) override;
   std::map<std::string, double> evaluate(int64_t step) override;
@@ -122,11 +122,11 @@ class TeamTrainingProblem final : public TrainingProblem {
  private:
   FusedTeam& team_;
   const TeamSpec& spec_;
-  const KvArithmetic& world_;
+  const tasks::KeyValueArithmetic& world_;
   uint64_t seed_;
   TaskSampler sampler_;
   TaskLossWeights weights_{nullptr};
-  std::vector<KvExample> eval_;
+  std::vector<tasks::ArithmeticExample> eval_;
 };
 
 }  // namespace chorus::train

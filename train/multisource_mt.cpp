@@ -554,7 +554,7 @@ model::EncoderOutput MultiSourceTeam::encode(const std::vector<std::vector<std::
 torch::Tensor MultiSourceTeam::loss(const std::vector<std::vector<std::string>>& sources,
                                     const std::vector<std::string>& targets) {
   const auto encoded = encode(sources);
-  const auto labels = collab::tokenize_batch(*anchor_->tokenizer, sources[0], targets).labels;
+  const auto labels = model::tokenize_batch(*anchor_->tokenizer, sources[0], targets).labels;
   const auto& model = *anchor_->model;
   auto cache = model.start_decoding(encoded);
   const auto& c = model.config();

@@ -18,7 +18,7 @@ namespace chorus::train {
 // One training batch. Mixup rows replace the embedding at one position by
 // lambda * E[id] + (1 - lambda) * E[mix_ids] and learn lambda * CE(labels) + (1 - lambda) * CE(mix_labels).
 struct Seq2SeqBatch {
-  collab::TokenBatch tokens;
+  model::TokenBatch tokens;
   torch::Tensor noise_mask;  // optional bool [B, S]: positions whose embeddings get Gaussian noise
   torch::Tensor mix_ids;     // optional int64 [B, S]: the other token of a mixed position, -1 elsewhere
   torch::Tensor mix_lambda;  // [B] float, 1 for rows without mixup

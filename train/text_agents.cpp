@@ -255,7 +255,7 @@ double greedy_bleu(const model::Seq2SeqModel& model, const model::Tokenizer& tok
     const auto end = std::min(order.size(), start + static_cast<size_t>(batch_size));
     std::vector<std::string> inputs;
     for (size_t k = start; k < end; ++k) inputs.push_back(pairs[order[k]].source);
-    const auto batch = collab::tokenize_batch(tokenizer, inputs);
+    const auto batch = model::tokenize_batch(tokenizer, inputs);
     const auto result = model::generate(model, batch.input_ids, batch.attention_mask, options);
     for (size_t k = start; k < end; ++k) {
       auto row = result.sequences[static_cast<int64_t>(k - start)].contiguous();

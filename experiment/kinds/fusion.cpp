@@ -99,7 +99,7 @@ class FusionTrainingProblem final : public train::TrainingProblem {
     auto& team = system_.team();
     const auto task_tensor = team.options().head.tasks > 0 ? torch::tensor(row_entry, torch::kInt64) : torch::Tensor();
     const auto encoded = team.encode(anchor_texts, other_texts, nullptr, task_tensor);
-    const auto labels = collab::tokenize_batch(*team.anchor().tokenizer, anchor_texts, targets).labels;
+    const auto labels = model::tokenize_batch(*team.anchor().tokenizer, anchor_texts, targets).labels;
     const auto& model = *team.anchor().model;
     auto cache = model.start_decoding(encoded);
     const auto& c = model.config();

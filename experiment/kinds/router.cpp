@@ -53,8 +53,8 @@ class RouterSystem final : public collab::System {
   }
 
   // The policy's features of a batch: the reader's token ids of each input.
-  collab::TokenBatch features(const collab::Batch& batch) const {
-    return collab::tokenize_batch(*reader_->agent.tokenizer, batch.inputs());
+  model::TokenBatch features(const collab::Batch& batch) const {
+    return model::tokenize_batch(*reader_->agent.tokenizer, batch.inputs());
   }
 
   std::vector<int64_t> choose(const collab::Batch& batch) {
@@ -176,7 +176,7 @@ collab::SystemPtr build_router(const RouterRecipe& recipe, BuildContext& b) {
 
   const auto start = std::chrono::steady_clock::now();
   const auto table = arm_table(recipe, b, examples);
-  const auto features = collab::tokenize_batch(*reader->agent.tokenizer, all.inputs());
+  const auto features = model::tokenize_batch(*reader->agent.tokenizer, all.inputs());
   // Costs are in units of the most expensive arm's mean cost, so lambda is unitless.
   const double cost_scale = std::max(1e-12, table.costs.mean(0).max().item<double>());
   auto train_one = [&](double lambda, collab::RouterTrainingLog* log) {
@@ -223,7 +223,7 @@ collab::SystemPtr build_router(const RouterRecipe& recipe, BuildContext& b) {
     collab::Batch sweep_batch;
     sweep_batch.task = recipe.task;
     for (const auto& ex : sweep_examples) sweep_batch.examples.push_back(&ex);
-    const auto sweep_features = collab::tokenize_batch(*reader->agent.tokenizer, sweep_batch.inputs());
+    const auto sweep_features = model::tokenize_batch(*reader->agent.tokenizer, sweep_batch.inputs());
     nlohmann::json curve = nlohmann::json::array();
     for (const double lambda : recipe.sweep) {
       collab::RouterTrainingLog sweep_log;

@@ -427,4 +427,21 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   return attention_forward(q, k, v, options).output;
 }
 
+void attention_forward_into(kernels::AttentionParams params, const kernels::AttentionForwardOutputs& outputs) {
+  CHORUS_CHECK(params.dtype == kernels::ElementType::kFloat32, "attention_forward_into: expected float32 views, got ",
+               kernels::element_type_name(params.dtype));
+  CHORUS_CHECK(params.batch > 0 && params.heads > 0 && params.nq > 0 && params.nk >= 0 && params.d > 0 &&
+                   params.dv > 0,
+               "attention_forward_into: shape B=", params.batch, " H=", params.heads, " Nq=", params.nq,
+               " Nk=", params.nk, " D=", params.d, " Dv=", params.dv, " (expected positive sizes)");
+  CHORUS_CHECK(params.q.data != nullptr && params.k.data != nullptr && params.v.data != nullptr &&
+                   outputs.out.data != nullptr,
+               "attention_forward_into: a null view");
+  // LibTorch's intra-op pool, as the op itself runs the kernel.
+  params.parallel_for = [](int64_t n, const std::function<void(int64_t, int64_t)>& body) {
+    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) { body(begin, end); });
+  };
+  kernels::attention_forward_cpu(params, outputs);
+}
+
 }  // namespace chorus

@@ -5,6 +5,8 @@
 
 #include <optional>
 
+#include "kernels/attention.h"
+
 namespace chorus {
 
 struct AttentionOptions {
@@ -47,5 +49,12 @@ enum class AttentionCpuKernel { kFast, kReference };
 AttentionOutput attention_forward_with(AttentionCpuKernel kernel, const torch::Tensor& q,
                                        const torch::Tensor& k, const torch::Tensor& v,
                                        const AttentionOptions& options = {});
+
+// The op's fast path for callers that own float32 CPU memory laid out as the kernel reads it
+// (the fused T5 decoding step): the same CPU kernel as attention_forward, on raw views, without
+// tensors or autograd. The op supplies what only it knows: LibTorch's intra-op threads. params.dtype
+// must be float32 and every pointer valid for the shapes and strides given; a bad shape throws
+// chorus::Error naming it.
+void attention_forward_into(kernels::AttentionParams params, const kernels::AttentionForwardOutputs& outputs);
 
 }  // namespace chorus

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "kernels/attention.h"
+#include "kernels/torch/attention_op.h"
 #include "model/packed_linear.h"
 #include "model/seq2seq_layers.h"
 #include "model/t5/t5_relative_position.h"
@@ -334,9 +334,6 @@ class T5Model final : public Seq2SeqModel {
       p.d = head_dim;
       p.dv = head_dim;
       p.scale = 1.0f;  // T5 folds the scaling into its weights
-      p.parallel_for = [](int64_t n, const std::function<void(int64_t, int64_t)>& body) {
-        at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) { body(begin, end); });
-      };
       kernels::AttentionForwardOutputs outputs;
       outputs.out.data = attended_p;
       outputs.out.strides[0] = inner;
@@ -344,7 +341,7 @@ class T5Model final : public Seq2SeqModel {
       outputs.out.strides[2] = inner;
       outputs.out.strides[3] = 1;
       outputs.logsumexp = logsumexp.data();
-      kernels::attention_forward_cpu(p, outputs);
+      attention_forward_into(p, outputs);
     };
     const float eps = static_cast<float>(c.layer_norm_epsilon);
     auto add_product = [&](const torch::Tensor& input, const torch::Tensor& weight) {

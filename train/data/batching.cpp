@@ -181,7 +181,7 @@ torch::Tensor pad_id_rows(const std::vector<const std::vector<int64_t>*>& rows, 
   return ids;
 }
 
-collab::TokenBatch make_token_batch(const TokenizedPairs& data, const std::vector<int64_t>& examples, int64_t pad_id) {
+model::TokenBatch make_token_batch(const TokenizedPairs& data, const std::vector<int64_t>& examples, int64_t pad_id) {
   CHORUS_CHECK(!examples.empty(), "make_token_batch: an empty batch");
   std::vector<const std::vector<int64_t>*> sources, targets;
   for (const auto i : examples) {
@@ -190,7 +190,7 @@ collab::TokenBatch make_token_batch(const TokenizedPairs& data, const std::vecto
     sources.push_back(&data.sources[static_cast<size_t>(i)]);
     targets.push_back(&data.targets[static_cast<size_t>(i)]);
   }
-  collab::TokenBatch batch;
+  model::TokenBatch batch;
   batch.input_ids = pad_id_rows(sources, pad_id, &batch.attention_mask);
   batch.labels = pad_id_rows(targets, -100);
   return batch;

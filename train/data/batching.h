@@ -1,5 +1,5 @@
 // Length bucketing of a tokenized data set into batches under a token budget, and padding id rows
-// into a collab::TokenBatch.
+// into a model::TokenBatch.
 #pragma once
 
 #include <torch/types.h>
@@ -74,7 +74,7 @@ torch::Tensor pad_id_rows(const std::vector<const std::vector<int64_t>*>& rows, 
                           torch::Tensor* mask = nullptr);
 
 // The TokenBatch of `examples`: inputs padded with `pad_id`, labels padded with -100 (what
-// collab::tokenize_batch makes from text, without tokenizing again).
-collab::TokenBatch make_token_batch(const TokenizedPairs& data, const std::vector<int64_t>& examples, int64_t pad_id);
+// model::tokenize_batch makes from text, without tokenizing again).
+model::TokenBatch make_token_batch(const TokenizedPairs& data, const std::vector<int64_t>& examples, int64_t pad_id);
 
 }  // namespace chorus::train

@@ -3,22 +3,22 @@
 // (evaluate over keys). One token per key and per number keeps the two agents' positions aligned.
 #pragma once
 
-#include <torch/types.h>
-
 #include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "common/config.h"
 #include "model/tokenizers/word_level_tokenizer.h"
+#include "tasks/task.h"
 
-namespace chorus::train {
+namespace chorus::tasks {
 
-enum class KvTask { kv_subs, num_math, kv_math };
-std::string to_string(KvTask task);
-KvTask parse_kv_task(const std::string& name, const std::string& where);
+enum class ArithmeticTask { kv_subs, num_math, kv_math };
+std::string to_string(ArithmeticTask task);
+ArithmeticTask parse_arithmetic_task(const std::string& name, const std::string& where);
 
-struct KvArithmeticOptions {
+struct KeyValueArithmeticOptions {
   int64_t keys = 300;         // made-up one-token string keys
   int64_t max_value = 99;     // values and operands are 0..max_value
   int64_t train_keys = 210;   // keys the composition may train on; the rest are held out
@@ -29,13 +29,13 @@ struct KvArithmeticOptions {
 enum class KeySet { all, train, heldout };
 
 // How expressions are drawn.
-struct KvSampling {
+struct ArithmeticSampling {
   double single_fraction = 0.0;   // one-operand expressions ("key" -> "value")
   double mixed_fraction = 0.0;    // two-operand expressions over keys with exactly one operand a number
   KeySet keys = KeySet::all;
 };
 
-struct KvExample {
+struct ArithmeticExample {
   std::string input;    // "blorf + 17"
   std::string target;   // "48"
   // Token positions of the operands in the input (for input smoothing); the other operand value
@@ -46,27 +46,44 @@ struct KvExample {
 };
 
 // The world of one experiment: its vocabulary (shared by every agent), keys, values and split.
-class KvArithmetic {
+class KeyValueArithmetic {
  public:
-  explicit KvArithmetic(const KvArithmeticOptions& options);
+  explicit KeyValueArithmetic(const KeyValueArithmeticOptions& options);
 
-  const KvArithmeticOptions& options() const { return options_; }
+  const KeyValueArithmeticOptions& options() const { return options_; }
   const model::WordLevelTokenizer& tokenizer() const { return tokenizer_; }
   const std::vector<std::string>& keys() const { return keys_; }
   int64_t value(int64_t key) const { return values_.at(static_cast<size_t>(key)); }
   const std::vector<int64_t>& key_ids(KeySet set) const;
 
   // One example of `task` drawn with `rng`.
-  KvExample sample(KvTask task, const KvSampling& sampling, std::mt19937_64& rng) const;
+  ArithmeticExample sample(ArithmeticTask task, const ArithmeticSampling& sampling, std::mt19937_64& rng) const;
   // The answer of an arithmetic target for operands a op b.
   static int64_t apply(int64_t a, char op, int64_t b) { return op == '+' ? a + b : a - b; }
 
  private:
-  KvArithmeticOptions options_;
+  KeyValueArithmeticOptions options_;
   std::vector<std::string> keys_;
   std::vector<int64_t> values_;
   std::vector<int64_t> train_, heldout_, all_;
   model::WordLevelTokenizer tokenizer_;
 };
 
-}  // namespace chorus::train
+// `world: {keys, max_value, train_keys}` (the world's seed is the experiment's).
+KeyValueArithmeticOptions read_key_value_world(const ConfigView& view, uint64_t seed);
+
+// `count` examples of `task` drawn from the stream seeded with `seed`.
+std::vector<ArithmeticExample> arithmetic_examples(const KeyValueArithmetic& world, ArithmeticTask task,
+                                                   const ArithmeticSampling& sampling, int64_t count, uint64_t seed);
+
+// The task generator `key_value_arithmetic` (tasks.<name>.generator):
+//   world: {keys: 300, max_value: 99, train_keys: 210}
+//   task: kv_subs | num_math | kv_math     keys: all | train | heldout
+//   single_fraction, mixed_fraction        (see ArithmeticSampling)
+//   splits: {test: 1000, valid: {examples: 300, stream: 7}}
+// Split s draws its examples from the stream seeded with seed * 1000 + stream (default: a stable
+// number of the task's and the split's names), so the same config gives the same examples. Each
+// example's field `input` is the expression and its one reference the answer.
+void register_key_value_arithmetic_generator();
+
+}  // namespace chorus::tasks

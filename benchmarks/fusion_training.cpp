@@ -53,15 +53,15 @@
 #include <vector>
 
 #include "collab/agent.h"
+#include "common/config.h"
 #include "common/heap.h"
 #include "model/io/safetensors.h"
 #include "model/io/weight_map.h"
 #include "model/t5/t5_init.h"
-#include "train/config.h"
+#include "tasks/key_value_arithmetic.h"
 #include "train/kv_agents.h"
 #include "train/kv_team.h"
 #include "train/seq2seq_training.h"
-#include "tasks/key_value_arithmetic.h"
 #include "train/trainer.h"
 
 namespace {
@@ -158,7 +158,7 @@ Setup& setup() {
     Setup out;
     try {
       const Settings& g = g_settings;
-      const auto config = train::Config::load(g.config);
+      const auto config = Config::load(g.config);
       const auto root = config.root();
       out.seed = static_cast<uint64_t>(root.get_int("seed", 0, 0));
       out.world = std::make_unique<tasks::KeyValueArithmetic>(tasks::read_key_value_world(root.child_or_empty("world"), out.seed));

@@ -8,9 +8,9 @@
 
 #include "cli/commands.h"
 #include "cli/experiment_runs.h"
+#include "common/config.h"
 #include "common/error.h"
 #include "eval/report/report_html.h"
-#include "train/config.h"
 #include "train/run_folder.h"
 
 namespace chorus::cli {
@@ -46,7 +46,7 @@ void evaluate_run_folder(const fs::path& folder, const EvalArguments& args) {
   CHORUS_CHECK(fs::is_regular_file(config_file), "'", folder.string(),
                "' holds no config.yaml; expected a run folder written by chorus train (or an "
                "experiment config)");
-  const auto config = train::Config::load(config_file, args.overrides);
+  const auto config = Config::load(config_file, args.overrides);
   run_experiment(config, train::ExperimentRun{folder, train::RunMode::resume, args.quiet, !args.overrides.empty()});
 }
 
@@ -54,7 +54,7 @@ void evaluate_run_folder(const fs::path& folder, const EvalArguments& args) {
 fs::path run_config(const fs::path& config_file, const EvalArguments& args) {
   CHORUS_CHECK(!args.html_only, "--html-only needs a run folder; '", config_file.string(),
                "' is a file");
-  const auto config = train::Config::load(config_file, args.overrides);
+  const auto config = Config::load(config_file, args.overrides);
   const fs::path folder =
       args.out.empty() ? timestamped_run_folder(config_file.string()) : fs::path(args.out);
   run_experiment(config, train::ExperimentRun{folder, train::RunMode::fresh, args.quiet});

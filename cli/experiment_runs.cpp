@@ -23,7 +23,7 @@ std::filesystem::path timestamped_run_folder(const std::string& config) {
          (std::filesystem::path(config).stem().string() + "-" + stamp);
 }
 
-std::filesystem::path run_experiment(const train::Config& config, const train::ExperimentRun& run) {
+std::filesystem::path run_experiment(const Config& config, const train::ExperimentRun& run) {
   if (experiment::is_engine_config(config)) {
     experiment::RunOptions options;
     options.folder = run.folder;

@@ -7,8 +7,8 @@
 
 #include "cli/commands.h"
 #include "cli/experiment_runs.h"
+#include "common/config.h"
 #include "common/error.h"
-#include "train/config.h"
 #include "train/kv_agents.h"
 #include "train/kv_experiment.h"
 #include "train/run_folder.h"
@@ -55,7 +55,7 @@ void add_train_command(CLI::App& app) {
   command->add_flag("--overwrite", args->overwrite, "Replace the run folder --out if it holds a run")->excludes(resume);
   command->callback([args] {
     CHORUS_CHECK(!args->resume || !args->out.empty(), "--resume needs --out RUN_FOLDER (the run to continue)");
-    const auto config = train::Config::load(args->config, args->overrides);
+    const auto config = Config::load(args->config, args->overrides);
     train::ExperimentRun run;
     run.folder = args->out.empty() ? default_run_folder(args->config) : std::filesystem::path(args->out);
     run.mode = args->resume ? train::RunMode::resume : args->overwrite ? train::RunMode::overwrite : train::RunMode::fresh;
@@ -76,7 +76,7 @@ void add_pretrain_command(CLI::App& app) {
   command->add_option("--out", args->out, "Agent folder to create (its training run goes to <out>.run)")->required();
   command->add_flag("--resume", args->resume, "Continue an interrupted training run in <out>.run");
   command->callback([args] {
-    const auto config = train::Config::load(args->config, args->overrides);
+    const auto config = Config::load(args->config, args->overrides);
     const auto root = config.root();
     if (root.has("data")) {  // an agent trained on text pairs (docs/DATA.md)
       auto spec = train::read_text_agent(root);

@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <string>
 
+#include "common/config.h"
 #include "model/t5/t5_init.h"
-#include "train/config.h"
 #include "tasks/key_value_arithmetic.h"
 #include "train/trainer.h"
 

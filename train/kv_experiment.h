@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "train/config.h"
+#include "common/config.h"
 #include "train/run_folder.h"
 
 namespace chorus::train {

@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include "train/config.h"
+#include "common/config.h"
 #include "train/kv_experiment.h"
 
 namespace chorus::train {

@@ -22,7 +22,7 @@
 #include "collab/negotiation.h"
 #include "collab/responder.h"
 #include "collab/voting.h"
-#include "train/config.h"
+#include "common/config.h"
 
 namespace chorus::train {
 

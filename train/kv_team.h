@@ -10,10 +10,10 @@
 
 #include "collab/agent.h"
 #include "collab/cross_agent_fusion.h"
+#include "common/config.h"
 #include "model/seq2seq_model.h"
-#include "train/config.h"
-#include "train/multitask.h"
 #include "tasks/key_value_arithmetic.h"
+#include "train/multitask.h"
 #include "train/trainer.h"
 
 namespace chorus::train {

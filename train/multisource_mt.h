@@ -13,8 +13,8 @@
 
 #include "collab/agent.h"
 #include "collab/cross_agent_fusion.h"
+#include "common/config.h"
 #include "model/seq2seq_model.h"
-#include "train/config.h"
 #include "train/kv_experiment.h"
 
 namespace chorus::train {

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "common/config.h"
 #include "eval/fluency/perplexity.h"
 #include "model/t5/t5_init.h"
-#include "train/config.h"
 #include "train/data/batching.h"
 #include "train/data/text_pairs.h"
 #include "train/trainer.h"

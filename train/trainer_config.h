@@ -1,7 +1,7 @@
 // Reading a `train:` block of an experiment config into TrainerOptions.
 #pragma once
 
-#include "train/config.h"
+#include "common/config.h"
 #include "train/trainer.h"
 
 namespace chorus::train {

@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/experiment_runs.h"
+#include "common/config.h"
 #include "common/error.h"
-#include "train/config.h"
 #include "train/run_folder.h"
 
 namespace chorus::cli {
@@ -88,11 +88,11 @@ class EvalRerunTest : public ::testing::Test {
   // chorus eval does; returns both reports.
   std::pair<nlohmann::json, nlohmann::json> run_then_evaluate(const std::string& experiment) const {
     std::ofstream(root_ / "tiny.yaml") << experiment << kAgents;
-    const auto config = train::Config::load(root_ / "tiny.yaml", {"cache_dir=" + (root_ / "cache").string()});
+    const auto config = Config::load(root_ / "tiny.yaml", {"cache_dir=" + (root_ / "cache").string()});
     const auto folder = root_ / "run";
     const auto first = read(run_experiment(config, train::ExperimentRun{folder, train::RunMode::fresh, true}));
     // chorus eval RUN_FOLDER: the run folder's own resolved config, resumed.
-    const auto saved = train::Config::load(train::config_path(folder));
+    const auto saved = Config::load(train::config_path(folder));
     const auto again = read(run_experiment(saved, train::ExperimentRun{folder, train::RunMode::resume, true}));
     return {first, again};
   }
@@ -143,7 +143,7 @@ TEST_F(EvalRerunTest, ArithmeticRunKeepsSkippedPhaseTimesAndTimesItsEvaluation) 
 // config without that permission is still refused.
 TEST_F(EvalRerunTest, ArithmeticRunTakesEvaluationOverridesOnReevaluation) {
   std::ofstream(root_ / "tiny.yaml") << kArithmetic << kAgents;
-  const auto config = train::Config::load(root_ / "tiny.yaml", {"cache_dir=" + (root_ / "cache").string()});
+  const auto config = Config::load(root_ / "tiny.yaml", {"cache_dir=" + (root_ / "cache").string()});
   const auto folder = root_ / "run";
   const auto first = read(run_experiment(config, train::ExperimentRun{folder, train::RunMode::fresh, true}));
   EXPECT_FALSE(first["systems"][0]["metrics"].contains("kv_subs_completion"));
@@ -151,7 +151,7 @@ TEST_F(EvalRerunTest, ArithmeticRunTakesEvaluationOverridesOnReevaluation) {
   const std::vector<std::string> overrides = {
       "evaluation.task_completion={kv_subs: {kind: format, format: 'regex:-?[0-9]+ [-+] -?[0-9]+'}, "
       "kv_math_heldout: {kind: answer_correct, normalization: number}}"};
-  const auto changed = train::Config::load(train::config_path(folder), overrides);
+  const auto changed = Config::load(train::config_path(folder), overrides);
   EXPECT_THROW(run_experiment(changed, train::ExperimentRun{folder, train::RunMode::resume, true}), Error);
   const auto again =
       read(run_experiment(changed, train::ExperimentRun{folder, train::RunMode::resume, true, /*evaluation_changed=*/true}));

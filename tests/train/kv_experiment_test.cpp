@@ -20,8 +20,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/config.h"
 #include "common/error.h"
-#include "train/config.h"
 #include "train/kv_experiment.h"
 
 namespace chorus::train {

@@ -15,8 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/config.h"
 #include "common/error.h"
-#include "train/config.h"
 #include "train/kv_router.h"
 
 namespace chorus::train {

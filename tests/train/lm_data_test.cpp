@@ -16,9 +16,9 @@
 #include <nlohmann/json.hpp>
 
 #include "collab/agent.h"
+#include "common/config.h"
 #include "common/error.h"
 #include "eval/fluency/perplexity.h"
-#include "train/config.h"
 #include "train/data/text_pairs.h"
 #include "train/text_agents.h"
 

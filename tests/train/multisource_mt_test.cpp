@@ -20,9 +20,9 @@
 
 #include "collab/agent.h"
 #include "collab/voting.h"
+#include "common/config.h"
 #include "common/error.h"
 #include "eval/metrics/chrf.h"
-#include "train/config.h"
 #include "train/multisource_mt.h"
 #include "train/run_folder.h"
 

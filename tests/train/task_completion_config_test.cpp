@@ -17,7 +17,7 @@ namespace {
 
 using chorus::Error;
 using chorus::eval::PredicateKind;
-using chorus::train::Config;
+using chorus::Config;
 using ::testing::HasSubstr;
 
 using chorus::testing::error_of;

@@ -17,9 +17,9 @@
 #include <nlohmann/json.hpp>
 
 #include "collab/agent.h"
+#include "common/config.h"
 #include "common/error.h"
 #include "model/tokenizers/tokenizer.h"
-#include "train/config.h"
 #include "train/text_agents.h"
 
 namespace chorus::train {

@@ -10,7 +10,7 @@
 
 #include "tasks/text_lines.h"
 
-#include "train/config.h"
+#include "common/config.h"
 
 namespace chorus::train {
 

@@ -1,4 +1,5 @@
-// Experiment configs: YAML files with includes and command-line overrides, validated by use.
+// The config dialect: YAML files with includes and command-line overrides, validated by use. Every
+// YAML file Chorus reads (experiments, agents, task completion specs) goes through it.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-namespace chorus::train {
+namespace chorus {
 
 namespace detail {
 struct ConfigState;  // the resolved YAML tree, key origins and the keys read so far
@@ -130,4 +131,4 @@ class ConfigView {
   std::string path_;
 };
 
-}  // namespace chorus::train
+}  // namespace chorus

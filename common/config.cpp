@@ -1,5 +1,5 @@
-// Experiment configs: loading with includes, overrides, typed reads and the unused-key check.
-#include "train/config.h"
+// The config dialect: loading with includes, overrides, typed reads and the unused-key check.
+#include "common/config.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -19,7 +19,7 @@
 
 namespace fs = std::filesystem;
 
-namespace chorus::train {
+namespace chorus {
 
 namespace detail {
 
@@ -900,4 +900,4 @@ std::vector<ConfigView> ConfigView::list_impl(const std::string& key, bool requi
   return views;
 }
 
-}  // namespace chorus::train
+}  // namespace chorus

@@ -1,5 +1,6 @@
-// Experiment configs: includes, overrides, typed reads and their error messages.
-#include "train/config.h"
+// The config dialect: includes, overrides, typed reads, their error messages, and the limits that
+// keep a broken document from crashing or exhausting whoever reads it.
+#include "common/config.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -17,8 +18,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using chorus::Error;
-using chorus::train::Config;
-using chorus::train::ConfigView;
+using chorus::Config;
+using chorus::ConfigView;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;

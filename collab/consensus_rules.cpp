@@ -29,48 +29,60 @@ bool parses_as_number(const std::string& text) {
   return digits;
 }
 
+namespace {
+
+bool known_responder(const std::string& prefer, const std::vector<std::string>& names) {
+  return prefer == "majority" || std::find(names.begin(), names.end(), prefer) != names.end();
+}
+
+}  // namespace
+
+ConsensusRules::Compiled ConsensusRules::compile(const std::string& when, const std::string& where) {
+  Compiled c{Compiled::Kind::any, {}};
+  if (when == "number") {
+    c.kind = Compiled::Kind::number;
+  } else if (when == "any") {
+    c.kind = Compiled::Kind::any;
+  } else if (when.rfind("regex:", 0) == 0) {
+    c.kind = Compiled::Kind::regex;
+    try {
+      c.pattern = std::regex(when.substr(6), std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      throw Error(detail::concat(where, ": bad regular expression: ", e.what()));
+    }
+  } else {
+    throw Error(detail::concat(where, ": unknown predicate '", when, "' (expected number, any or regex:<pattern>)"));
+  }
+  return c;
+}
+
 ConsensusRules::ConsensusRules(std::vector<ConsensusRule> rules, std::vector<std::string> responder_names)
     : rules_(std::move(rules)), responder_names_(std::move(responder_names)) {
   CHORUS_CHECK(!rules_.empty(), "consensus rules: no rules declared (expected at least one {when, prefer})");
   for (size_t i = 0; i < rules_.size(); ++i) {
     const auto& rule = rules_[i];
     const std::string where = detail::concat("consensus rule ", i, " (when '", rule.when, "', prefer '", rule.prefer, "')");
-    Compiled c{Compiled::Kind::any, {}};
-    if (rule.when == "number") {
-      c.kind = Compiled::Kind::number;
-    } else if (rule.when == "any") {
-      c.kind = Compiled::Kind::any;
-    } else if (rule.when.rfind("regex:", 0) == 0) {
-      c.kind = Compiled::Kind::regex;
-      try {
-        c.pattern = std::regex(rule.when.substr(6), std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        throw Error(detail::concat(where, ": bad regular expression: ", e.what()));
-      }
-    } else {
-      throw Error(detail::concat(where, ": unknown predicate (expected number, any or regex:<pattern>)"));
-    }
-    CHORUS_CHECK(rule.prefer == "majority" ||
-                     std::find(responder_names_.begin(), responder_names_.end(), rule.prefer) != responder_names_.end(),
-                 where, ": prefers unknown responder '", rule.prefer, "' (expected majority or a responder's name)");
-    compiled_.push_back(std::move(c));
+    compiled_.push_back(compile(rule.when, where));
+    CHORUS_CHECK(known_responder(rule.prefer, responder_names_), where, ": prefers unknown responder '", rule.prefer,
+                 "' (expected majority or a responder's name)");
   }
 }
 
-ConsensusRules ConsensusRules::from_json(const nlohmann::json& json, std::vector<std::string> responder_names) {
-  CHORUS_CHECK(json.is_array(), "consensus rules: expected a list of {when, prefer} objects, got ", json.type_name());
+ConsensusRules ConsensusRules::from_config(const ConfigView& view, const std::string& key,
+                                           std::vector<std::string> responder_names) {
+  const auto items = view.list(key);
+  if (items.empty()) throw view.error(key, "expected at least one rule {when, prefer}");
+  std::string names = "majority";
+  for (const auto& n : responder_names) names += ", " + n;
   std::vector<ConsensusRule> rules;
-  for (size_t i = 0; i < json.size(); ++i) {
-    const auto& item = json[i];
-    CHORUS_CHECK(item.is_object(), "consensus rule ", i, ": expected an object {when, prefer}, got ", item.type_name());
-    for (const auto& [key, value] : item.items()) {
-      CHORUS_CHECK(key == "when" || key == "prefer", "consensus rule ", i, ": unknown key '", key,
-                   "' (expected when and prefer)");
-      CHORUS_CHECK(value.is_string(), "consensus rule ", i, ": '", key, "' must be a string, got ", value.type_name());
+  for (const auto& item : items) {
+    item.check_keys({"prefer", "when"}, "of a consensus rule");
+    ConsensusRule rule{item.get<std::string>("when"), item.get<std::string>("prefer")};
+    compile(rule.when, item.origin("when") + ": " + item.key_path("when"));
+    if (!known_responder(rule.prefer, responder_names)) {
+      throw item.error("prefer", "unknown responder '" + rule.prefer + "' (expected one of " + names + ")");
     }
-    CHORUS_CHECK(item.contains("when") && item.contains("prefer"), "consensus rule ", i,
-                 ": needs both 'when' and 'prefer'");
-    rules.push_back({item["when"].get<std::string>(), item["prefer"].get<std::string>()});
+    rules.push_back(std::move(rule));
   }
   return ConsensusRules(std::move(rules), std::move(responder_names));
 }

@@ -1,8 +1,6 @@
 // Rule-based consensus: declared rules, tried in order, that say whose answer to prefer.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <regex>
 #include <string>
 #include <vector>
@@ -10,6 +8,7 @@
 #include "collab/message.h"
 #include "collab/responder.h"
 #include "collab/voting.h"
+#include "common/config.h"
 
 namespace chorus::collab {
 
@@ -37,8 +36,12 @@ class ConsensusRules {
   // Checks every rule against `responder_names` (unknown predicate, bad regex, unknown responder:
   // a chorus::Error naming the rule) before any work.
   ConsensusRules(std::vector<ConsensusRule> rules, std::vector<std::string> responder_names);
-  // A JSON array of {"when": ..., "prefer": ...} objects.
-  static ConsensusRules from_json(const nlohmann::json& json, std::vector<std::string> responder_names);
+  // The list of maps {when, prefer} at `key` of a config map (common/config.h), e.g. a router arm's
+  //   rules: [{when: number, prefer: math}, {when: any, prefer: majority}]
+  // checked as above, each error naming where the rule's key was set, its key path and what was
+  // expected ("exp.yaml:9: router.arms.c.rules[1].prefer: unknown responder 'physics' (...)").
+  static ConsensusRules from_config(const ConfigView& view, const std::string& key,
+                                    std::vector<std::string> responder_names);
 
   // Applies the rules to one answer per responder (responders in any order, all named).
   RuleDecision decide(const std::vector<Candidate>& candidates) const;
@@ -49,6 +52,8 @@ class ConsensusRules {
     enum class Kind { number, regex, any } kind;
     std::regex pattern;
   };
+  // The predicate `when`, or an Error "<where>: <what is wrong>".
+  static Compiled compile(const std::string& when, const std::string& where);
   std::vector<ConsensusRule> rules_;
   std::vector<Compiled> compiled_;
   std::vector<std::string> responder_names_;

@@ -3,6 +3,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -103,30 +104,65 @@ torch::Tensor pool_agent_states(const torch::Tensor& states, const torch::Tensor
 
 namespace {
 
-int64_t node_index(const std::vector<std::string>& nodes, const std::string& name,
-                   const std::string& where) {
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    if (nodes[i] == name) return static_cast<int64_t>(i);
-  }
+std::string node_list(const std::vector<std::string>& nodes) {
   std::string known;
   for (const auto& n : nodes) known += (known.empty() ? "" : ", ") + n;
-  throw Error(where + ": unknown node '" + name + "' (nodes: " + known + ")");
+  return known;
 }
 
-torch::Tensor adjacency_from_matrix(const nlohmann::json& rows, int64_t n,
-                                    const std::string& where) {
-  CHORUS_CHECK(static_cast<int64_t>(rows.size()) == n, where, ": expected ", n,
-               " rows (one per node), got ", rows.size());
+// The index of the node named by the string at `key` of `view`.
+int64_t node_at(const ConfigView& view, const std::string& key, const std::vector<std::string>& nodes) {
+  const std::string name = view.get<std::string>(key);
+  const auto it = std::find(nodes.begin(), nodes.end(), name);
+  if (it == nodes.end()) throw view.error(key, "unknown node '" + name + "' (nodes: " + node_list(nodes) + ")");
+  return static_cast<int64_t>(it - nodes.begin());
+}
+
+// adjacency: [[1, 0], [1, 1]], row i what node i reads.
+torch::Tensor adjacency_from_matrix(const ConfigView& graph, int64_t n) {
+  const size_t rows = graph.list_size("adjacency");
+  if (static_cast<int64_t>(rows) != n) {
+    throw graph.error("adjacency", detail::concat("expected ", n, " rows (one per node), got ", rows));
+  }
   auto adjacency = torch::zeros({n, n}, torch::kBool);
   for (int64_t i = 0; i < n; ++i) {
-    const auto& row = rows[static_cast<size_t>(i)];
-    CHORUS_CHECK(row.is_array() && static_cast<int64_t>(row.size()) == n, where, "[", i,
-                 "]: expected a row of ", n, " entries 0 or 1, got ", row.dump());
+    const std::string row = detail::concat("adjacency[", i, "]");
+    const std::string expected = detail::concat("expected a row of ", n, " entries 0 or 1");
+    if (graph.kind_of(row) != ConfigValueKind::list || static_cast<int64_t>(graph.list_size(row)) != n) {
+      throw graph.error(row, expected + ", got " + graph.describe(row));
+    }
     for (int64_t j = 0; j < n; ++j) {
-      const auto& entry = row[static_cast<size_t>(j)];
-      CHORUS_CHECK((entry.is_number_integer() && (entry == 0 || entry == 1)) || entry.is_boolean(),
-                   where, "[", i, "][", j, "]: expected 0 or 1, got ", entry.dump());
-      adjacency.index_put_({i, j}, entry.is_boolean() ? entry.get<bool>() : entry.get<int>() == 1);
+      const std::string entry = detail::concat(row, "[", j, "]");
+      const std::string text = graph.kind_of(entry) == ConfigValueKind::scalar ? graph.get<std::string>(entry) : "";
+      if (text != "0" && text != "1" && text != "true" && text != "false") {
+        throw graph.error(entry, "expected 0 or 1, got " + graph.describe(entry));
+      }
+      adjacency.index_put_({i, j}, text == "1" || text == "true");
+    }
+  }
+  return adjacency;
+}
+
+// adjacency: {a: [a, b], b: [b]}, what each node reads.
+torch::Tensor adjacency_from_lists(const ConfigView& graph, const std::vector<std::string>& nodes) {
+  const auto reads = graph.child("adjacency");
+  const auto n = static_cast<int64_t>(nodes.size());
+  auto adjacency = torch::zeros({n, n}, torch::kBool);
+  for (const auto& reader : reads.keys()) {
+    const auto it = std::find(nodes.begin(), nodes.end(), reader);
+    if (it == nodes.end()) {
+      throw reads.error(reader, "unknown node '" + reader + "' (nodes: " + node_list(nodes) + ")");
+    }
+    const auto i = static_cast<int64_t>(it - nodes.begin());
+    if (reads.kind_of(reader) != ConfigValueKind::list) {
+      throw reads.error(reader, "expected a list of node names, got " + reads.describe(reader));
+    }
+    const size_t seen = reads.list_size(reader);
+    for (size_t k = 0; k < seen; ++k) {
+      const std::string item = detail::concat(reader, "[", k, "]");
+      const auto j = node_at(reads, item, nodes);
+      if (adjacency[i][j].item<bool>()) throw reads.error(item, "'" + nodes[static_cast<size_t>(j)] + "' listed twice");
+      adjacency.index_put_({i, j}, true);
     }
   }
   return adjacency;
@@ -134,54 +170,42 @@ torch::Tensor adjacency_from_matrix(const nlohmann::json& rows, int64_t n,
 
 }  // namespace
 
-torch::Tensor adjacency_from_lists(const std::vector<std::string>& nodes,
-                                   const nlohmann::json& reads, const std::string& where) {
-  CHORUS_CHECK(!nodes.empty(), where, ": a graph needs at least one node");
-  CHORUS_CHECK(std::set<std::string>(nodes.begin(), nodes.end()).size() == nodes.size(), where,
-               ": node names must be unique");
-  CHORUS_CHECK(reads.is_object(), where, ": expected a map from node to the nodes it reads, got ",
-               reads.dump());
-  const auto n = static_cast<int64_t>(nodes.size());
-  auto adjacency = torch::zeros({n, n}, torch::kBool);
-  for (const auto& [reader, seen] : reads.items()) {
-    const auto i = node_index(nodes, reader, where);
-    CHORUS_CHECK(seen.is_array(), where, ".", reader, ": expected a list of node names, got ",
-                 seen.dump());
-    for (const auto& name : seen) {
-      CHORUS_CHECK(name.is_string(), where, ".", reader, ": expected node names, got ",
-                   name.dump());
-      const auto j = node_index(nodes, name.get<std::string>(), where + "." + reader);
-      CHORUS_CHECK(!adjacency[i][j].item<bool>(), where, ".", reader, ": '",
-                   name.get<std::string>(), "' listed twice");
-      adjacency.index_put_({i, j}, true);
-    }
-  }
-  return adjacency;
-}
-
-GraphAttentionSpec graph_attention_from_json(const nlohmann::json& spec,
-                                             const std::vector<std::string>& nodes,
-                                             const std::string& where) {
-  CHORUS_CHECK(spec.is_object(), where, ": expected a map, got ", spec.dump());
-  static const std::set<std::string> known = {"dim",   "heads", "head_dim",
-                                              "steps", "seed",  "adjacency"};
-  for (const auto& [key, value] : spec.items()) {
-    CHORUS_CHECK(known.count(key) == 1, where, ": unknown key '", key,
-                 "' (expected dim, heads, head_dim, steps, seed, adjacency)");
-  }
-  CHORUS_CHECK(spec.contains("dim") && spec.contains("adjacency"), where,
-               ": dim and adjacency are required");
+GraphAttentionSpec graph_attention_from_config(const ConfigView& graph, const std::vector<std::string>& nodes,
+                                               bool complete_by_default) {
+  CHORUS_CHECK(!nodes.empty(), graph.origin("adjacency"), ": ", graph.path(), ": a graph needs at least one node");
+  CHORUS_CHECK(std::set<std::string>(nodes.begin(), nodes.end()).size() == nodes.size(), graph.origin("adjacency"),
+               ": ", graph.path(), ": node names must be unique (nodes: ", node_list(nodes), ")");
+  graph.check_keys({"adjacency", "dim", "head_dim", "heads", "seed", "steps"});
   GraphAttentionSpec out;
-  out.options.dim = spec.at("dim").get<int64_t>();
-  out.options.heads = spec.value("heads", int64_t{1});
-  out.options.head_dim = spec.value("head_dim", int64_t{0});
-  out.options.steps = spec.value("steps", int64_t{1});
-  out.options.seed = spec.value("seed", uint64_t{0});
-  const auto& adjacency = spec.at("adjacency");
-  out.adjacency = adjacency.is_array()
-                      ? adjacency_from_matrix(adjacency, static_cast<int64_t>(nodes.size()),
-                                              where + ".adjacency")
-                      : adjacency_from_lists(nodes, adjacency, where + ".adjacency");
+  auto& o = out.options;
+  o.dim = graph.get_int("dim", std::nullopt, 1);
+  o.heads = graph.get_int("heads", 1, 1);
+  o.head_dim = graph.get_int("head_dim", 0, 0);
+  o.steps = graph.get_int("steps", 1, 1);
+  o.seed = static_cast<uint64_t>(graph.get_int("seed", 0, 0));
+  if (o.head_dim == 0 && o.dim % o.heads != 0) {
+    throw graph.error(graph.has("heads") ? "heads" : "dim",
+                      detail::concat("dim ", o.dim, " is not divisible by heads ", o.heads, "; give head_dim"));
+  }
+  switch (graph.kind_of("adjacency")) {
+    case ConfigValueKind::list:
+      out.adjacency = adjacency_from_matrix(graph, static_cast<int64_t>(nodes.size()));
+      break;
+    case ConfigValueKind::map:
+      out.adjacency = adjacency_from_lists(graph, nodes);
+      break;
+    case ConfigValueKind::absent:
+      if (complete_by_default) {
+        const auto n = static_cast<int64_t>(nodes.size());
+        out.adjacency = torch::ones({n, n}, torch::kBool);
+        break;
+      }
+      throw Error(graph.origin("adjacency") + ": missing required key '" + graph.key_path("adjacency") +
+                  "' (an N x N matrix of 0/1, or a map from a node to the nodes it reads)");
+    case ConfigValueKind::scalar:
+      throw graph.error("adjacency", "expected an N x N matrix of 0/1 or a map from a node to the nodes it reads, got " +
+                                         graph.describe("adjacency"));
+  }
   return out;
 }
 

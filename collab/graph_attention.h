@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include "common/config.h"
 
 namespace chorus::collab {
 
@@ -55,22 +55,20 @@ TORCH_MODULE(GraphAttention);
 // agent's pooled state, [B, d]. A row without any position pools to zeros.
 torch::Tensor pool_agent_states(const torch::Tensor& states, const torch::Tensor& mask = {});
 
-// The adjacency of `nodes` from each node's list of nodes it reads ({"a": ["a", "b"], "b": ["b"]};
-// nodes absent from the map read nobody). Unknown or repeated names are a chorus::Error naming
-// `where`.
-torch::Tensor adjacency_from_lists(const std::vector<std::string>& nodes,
-                                   const nlohmann::json& reads, const std::string& where);
-
-// Options and adjacency from JSON (configs pass their block through): {"dim": 64, "heads": 2,
-// "head_dim": 32, "steps": 2, "seed": 0, "adjacency": A} where A is either an N x N matrix of 0/1
-// (row i: what node i reads, nodes in the given order) or the lists form of adjacency_from_lists.
-// Unknown keys, a matrix of the wrong shape or with other entries are errors naming `where`.
+// Options and adjacency from a config map (common/config.h), e.g. a router arm's `graph` block:
+//   {dim: 64, heads: 2, head_dim: 32, steps: 2, seed: 0, adjacency: A}
+// dim (>= 1) and adjacency are required; heads and steps default to 1 (>= 1), head_dim to 0
+// (dim / heads, which must then divide), seed to 0. A is either an N x N matrix of 0/1 or
+// true/false (row i: what node i reads, `nodes` in the given order) or a map from a node to the
+// list of nodes it reads ({kv: [kv, judge], judge: [judge]}; nodes absent from it read nobody).
+// Every error names where the key was set (file:line or the override), its key path and what was
+// expected: an unknown key, an unknown or repeated node, a matrix of the wrong shape or entries.
 struct GraphAttentionSpec {
   GraphAttentionOptions options;
   torch::Tensor adjacency;
 };
-GraphAttentionSpec graph_attention_from_json(const nlohmann::json& spec,
-                                             const std::vector<std::string>& nodes,
-                                             const std::string& where);
+// With `complete_by_default`, an absent adjacency is the complete graph (every node reads every node).
+GraphAttentionSpec graph_attention_from_config(const ConfigView& graph, const std::vector<std::string>& nodes,
+                                               bool complete_by_default = false);
 
 }  // namespace chorus::collab

@@ -2,6 +2,8 @@
 #include "collab/pipeline.h"
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <set>
 
 #include "common/error.h"
@@ -25,34 +27,49 @@ std::vector<std::string> references(const PipelineRole& role) {
 
 }  // namespace
 
-PipelineConfig pipeline_config_from_json(const nlohmann::json& json) {
-  CHORUS_CHECK(json.is_object(), "pipeline: expected an object {roles, output}, got ", json.type_name());
-  for (const auto& [key, value] : json.items()) {
-    CHORUS_CHECK(key == "roles" || key == "output", "pipeline: unknown key '", key, "' (expected roles and output)");
-  }
-  CHORUS_CHECK(json.contains("roles") && json["roles"].is_array(), "pipeline: 'roles' must be a list of roles");
+PipelineConfig pipeline_config_from_config(const ConfigView& pipeline) {
+  pipeline.check_keys({"output", "roles"}, "of a pipeline");
   PipelineConfig config;
-  for (size_t i = 0; i < json["roles"].size(); ++i) {
-    const auto& item = json["roles"][i];
-    CHORUS_CHECK(item.is_object(), "pipeline role ", i, ": expected an object {name, responder, prompt}");
+  std::map<std::string, std::string> named;  // role name -> the key path that named it
+  const auto roles = pipeline.list("roles");
+  if (roles.empty()) throw pipeline.error("roles", "expected at least one role {name, responder, prompt}");
+  for (const auto& item : roles) {
+    item.check_keys({"name", "prompt", "responder"}, "of a pipeline role");
     PipelineRole role;
-    for (const auto& [key, value] : item.items()) {
-      CHORUS_CHECK(value.is_string(), "pipeline role ", i, ": '", key, "' must be a string, got ", value.type_name());
-      if (key == "name") {
-        role.name = value.get<std::string>();
-      } else if (key == "responder") {
-        role.responder = value.get<std::string>();
-      } else if (key == "prompt") {
-        role.prompt_template = value.get<std::string>();
-      } else {
-        throw Error(detail::concat("pipeline role ", i, ": unknown key '", key, "' (expected name, responder, prompt)"));
-      }
+    role.name = item.get<std::string>("name");
+    if (role.name.empty() || role.name == "input") {
+      throw item.error("name", "expected a role name other than 'input' (the task input), got '" + role.name + "'");
     }
+    const auto [first, unique] = named.emplace(role.name, item.key_path("name"));
+    if (!unique) throw item.error("name", "a second role called '" + role.name + "' (the first is " + first->second + ")");
+    role.responder = item.get<std::string>("responder");
+    if (role.responder.empty()) throw item.error("responder", "expected a responder's name, got ''");
+    role.prompt_template = item.get<std::string>("prompt", role.prompt_template);
     config.roles.push_back(std::move(role));
   }
-  if (json.contains("output")) {
-    CHORUS_CHECK(json["output"].is_string(), "pipeline: 'output' must be a role name");
-    config.output_role = json["output"].get<std::string>();
+  for (size_t i = 0; i < roles.size(); ++i) {
+    for (const auto& ref : references(config.roles[i])) {
+      if (named.count(ref) == 0) {
+        throw roles[i].error("prompt", "refers to '{" + ref + "}', which is neither {input} nor a role");
+      }
+    }
+  }
+  config.output_role = pipeline.get<std::string>("output", "");
+  if (pipeline.has("output") && named.count(config.output_role) == 0) {
+    throw pipeline.error("output", "'" + config.output_role + "' is not one of the roles");
+  }
+  // The order (and so a cycle) through the graph itself, with stand-ins for the responders.
+  std::vector<ResponderPtr> stand_ins;
+  std::set<std::string> responders;
+  for (const auto& role : config.roles) {
+    if (responders.insert(role.responder).second) {
+      stand_ins.push_back(std::make_shared<ScriptedResponder>(role.responder, Response{}));
+    }
+  }
+  try {
+    Pipeline check(config, stand_ins);
+  } catch (const Error& e) {
+    throw pipeline.error("roles", e.what());
   }
   return config;
 }

@@ -2,14 +2,13 @@
 // with a prompt template that refers to the input and to earlier roles' outputs.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <map>
 #include <string>
 #include <vector>
 
 #include "collab/message.h"
 #include "collab/responder.h"
+#include "common/config.h"
 
 namespace chorus::collab {
 
@@ -26,9 +25,13 @@ struct PipelineConfig {
   std::string output_role;  // whose outputs the pipeline returns; empty: the last declared role
 };
 
-// {"roles": [{"name", "responder", "prompt"}...], "output": "<role>"} ("prompt" and "output"
-// optional). Unknown keys and wrong types are errors naming the role.
-PipelineConfig pipeline_config_from_json(const nlohmann::json& json);
+// From a config map (common/config.h):
+//   {roles: [{name: rewrite, responder: rw}, {name: answer, responder: gen, prompt: "Q: {rewrite}"}], output: answer}
+// (prompt defaults to "{input}", output to the last role). Checks everything but the responders
+// (which Pipeline checks when built): unknown keys, role names (unique, not "input"), prompts that
+// refer to no role, cycles, an unknown output role; each error names where the key was set (file:line
+// or the override), its key path and what was expected.
+PipelineConfig pipeline_config_from_config(const ConfigView& pipeline);
 
 struct PipelineResult {
   std::vector<std::string> outputs;                            // the output role's, one per input

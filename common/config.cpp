@@ -126,7 +126,7 @@ std::optional<YAML::Node> find_node(const ConfigState& state, const std::string&
 
 bool is_present(const std::optional<YAML::Node>& node) { return node && !node->IsNull(); }
 
-std::string describe(const YAML::Node& node) {
+std::string describe_node(const YAML::Node& node) {
   if (node.IsMap()) return "a map";
   if (node.IsSequence()) return "a list";
   if (node.IsNull()) return "null";
@@ -187,7 +187,7 @@ void record_origins(const YAML::Node& node, const std::string& prefix, const Sou
     for (auto it = node.begin(); it != node.end(); ++it) {
       const YAML::Node& key_node = it->first;
       CHORUS_CHECK(key_node.IsScalar(), source.where(key_node), ": ", prefix.empty() ? "" : prefix + ": ",
-                   "keys must be plain names, got ", describe(key_node));
+                   "keys must be plain names, got ", describe_node(key_node));
       const std::string key = key_node.Scalar();
       CHORUS_CHECK(valid_key_name(key), source.where(key_node), ": key '", join_key(prefix, key),
                    "': a key name must be non-empty and free of '.', '[', ']' and '=' (they separate key paths)");
@@ -285,7 +285,7 @@ void merge_file(ConfigState& state, const YAML::Node& doc, const FileRef& file, 
                 std::vector<fs::path>& chain_real) {
   if (!doc.IsDefined() || doc.IsNull()) return;  // an empty file
   CHORUS_CHECK(doc.IsMap(), file.display, ":", doc.Mark().line + 1,
-               ": expected a map of keys at the top level, got ", describe(doc));
+               ": expected a map of keys at the top level, got ", describe_node(doc));
   const Source source{file.display, file.real_dir, std::nullopt};
 
   std::vector<std::pair<std::string, std::string>> includes;  // (name, where)
@@ -296,12 +296,12 @@ void merge_file(ConfigState& state, const YAML::Node& doc, const FileRef& file, 
       includes.emplace_back(include.Scalar(), where);
     } else if (include.IsSequence()) {
       for (const YAML::Node& item : include) {
-        CHORUS_CHECK(item.IsScalar(), source.where(item), ": include: expected a file name, got ", describe(item));
+        CHORUS_CHECK(item.IsScalar(), source.where(item), ": include: expected a file name, got ", describe_node(item));
         includes.emplace_back(item.Scalar(), source.where(item));
       }
     } else {
       throw Error(chorus::detail::concat(where, ": include: expected a file name or a list of file names, got ",
-                                 describe(include)));
+                                 describe_node(include)));
     }
   }
 
@@ -372,11 +372,11 @@ void apply_override(ConfigState& state, const std::string& text) {
     path = step.is_index ? join_index(path, step.index) : join_key(path, step.key);
     const YAML::Node& c = cur;
     if (step.is_index) {
-      CHORUS_CHECK(c.IsSequence(), quoted, ": '", parent, "' is ", describe(c), ", not a list");
+      CHORUS_CHECK(c.IsSequence(), quoted, ": '", parent, "' is ", describe_node(c), ", not a list");
       CHORUS_CHECK(step.index < c.size(), quoted, ": '", parent, "' has ", c.size(), " items, no item ",
                    step.index);
     } else {
-      CHORUS_CHECK(c.IsMap(), quoted, ": '", parent, "' is ", describe(c), ", not a map");
+      CHORUS_CHECK(c.IsMap(), quoted, ": '", parent, "' is ", describe_node(c), ", not a map");
     }
     if (last) {
       erase_origins(state.origins, path);
@@ -447,7 +447,7 @@ void mark_known(ConfigState& state, const std::string& key_path) {
 
 [[noreturn]] void throw_type_error(const ConfigState& state, const std::string& path, const std::string& what,
                                    const YAML::Node& node, const std::string& note = "") {
-  throw Error(chorus::detail::concat(origin_of(state, path), ": ", path, ": expected ", what, ", got ", describe(node), note));
+  throw Error(chorus::detail::concat(origin_of(state, path), ": ", path, ": expected ", what, ", got ", describe_node(node), note));
 }
 
 [[noreturn]] void throw_missing(const ConfigState& state, const std::string& path, const std::string& what) {
@@ -496,15 +496,17 @@ struct Reader<bool> {
 template <>
 struct Reader<int64_t> {
   static constexpr const char* what = "an integer";
-  static int64_t read(const ConfigState& state, const std::string& path, const YAML::Node& node) {
-    if (!is_plain_scalar(node)) throw_type_error(state, path, what, node);
+  // `expected` says what was asked in messages (get_int: with its range).
+  static int64_t read(const ConfigState& state, const std::string& path, const YAML::Node& node,
+                      const std::string& expected = what) {
+    if (!is_plain_scalar(node)) throw_type_error(state, path, expected, node);
     const std::string& text = node.Scalar();
     const char* first = text.data() + (!text.empty() && text[0] == '+' ? 1 : 0);
     const char* last = text.data() + text.size();
     int64_t value = 0;
     const auto [ptr, ec] = std::from_chars(first, last, value);
-    if (ec == std::errc::result_out_of_range) throw_type_error(state, path, what, node, " (out of range)");
-    if (ec != std::errc() || ptr != last || first == last) throw_type_error(state, path, what, node);
+    if (ec == std::errc::result_out_of_range) throw_type_error(state, path, expected, node, " (out of range)");
+    if (ec != std::errc() || ptr != last || first == last) throw_type_error(state, path, expected, node);
     return value;
   }
 };
@@ -524,10 +526,11 @@ struct Reader<int> {
 template <>
 struct Reader<double> {
   static constexpr const char* what = "a number";
-  static double read(const ConfigState& state, const std::string& path, const YAML::Node& node) {
-    if (!is_plain_scalar(node)) throw_type_error(state, path, what, node);
+  static double read(const ConfigState& state, const std::string& path, const YAML::Node& node,
+                     const std::string& expected = what) {
+    if (!is_plain_scalar(node)) throw_type_error(state, path, expected, node);
     const auto value = parse_double(node.Scalar());
-    if (!value) throw_type_error(state, path, what, node);
+    if (!value) throw_type_error(state, path, expected, node);
     return *value;
   }
 };
@@ -714,6 +717,38 @@ std::string ConfigView::origin(const std::string& key) const { return origin_of(
 
 bool ConfigView::has(const std::string& key) const { return is_present(find_node(*state_, key_path(key))); }
 
+ConfigValueKind ConfigView::kind_of(const std::string& key) const {
+  const auto node = find_node(*state_, key_path(key));
+  if (!is_present(node)) return ConfigValueKind::absent;
+  if (node->IsMap()) return ConfigValueKind::map;
+  if (node->IsSequence()) return ConfigValueKind::list;
+  return ConfigValueKind::scalar;
+}
+
+std::string ConfigView::describe(const std::string& key) const {
+  const auto node = find_node(*state_, key_path(key));
+  return node ? describe_node(*node) : "nothing";
+}
+
+Error ConfigView::error(const std::string& key, const std::string& message) const {
+  return Error(origin(key) + ": " + key_path(key) + ": " + message);
+}
+
+void ConfigView::check_keys(const std::vector<std::string>& allowed, const std::string& context) const {
+  const auto node = find_node(*state_, path_);
+  if (!is_present(node) || !node->IsMap()) return;
+  for (auto it = node->begin(); it != node->end(); ++it) {
+    const std::string key = it->first.Scalar();
+    if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+    std::string listed;
+    for (const std::string& name : allowed) listed += (listed.empty() ? "" : ", ") + name;
+    std::string message = "unknown key" + (context.empty() ? std::string() : " " + context) + " (expected " +
+                          (allowed.size() == 1 ? "" : "one of ") + listed;
+    if (const auto guess = closest(key, allowed)) message += "; did you mean '" + *guess + "'?";
+    throw error(key, message + ")");
+  }
+}
+
 template <class T>
 T ConfigView::get(const std::string& key) const {
   const std::string path = key_path(key);
@@ -754,10 +789,9 @@ int64_t ConfigView::get_int(const std::string& key, std::optional<int64_t> fallb
     if (fallback) return *fallback;
     throw_missing(*state_, path, (min || max) ? range_text("an integer", min, max) : "an integer");
   }
-  const int64_t value = Reader<int64_t>::read(*state_, path, *node);
-  if ((min && value < *min) || (max && value > *max)) {
-    throw_type_error(*state_, path, range_text("an integer", min, max), *node);
-  }
+  const std::string expected = (min || max) ? range_text("an integer", min, max) : "an integer";
+  const int64_t value = Reader<int64_t>::read(*state_, path, *node, expected);
+  if ((min && value < *min) || (max && value > *max)) throw_type_error(*state_, path, expected, *node);
   return value;
 }
 
@@ -770,10 +804,11 @@ double ConfigView::get_double(const std::string& key, std::optional<double> fall
     if (fallback) return *fallback;
     throw_missing(*state_, path, (min || max) ? range_text("a number", min, max) : "a number");
   }
-  const double value = Reader<double>::read(*state_, path, *node);
+  const std::string expected = (min || max) ? range_text("a number", min, max) : "a number";
+  const double value = Reader<double>::read(*state_, path, *node, expected);
   // NaN fails every comparison, so it is rejected whenever a range is asked for.
   if ((min || max) && !((!min || value >= *min) && (!max || value <= *max))) {
-    throw_type_error(*state_, path, range_text("a number", min, max), *node);
+    throw_type_error(*state_, path, expected, *node);
   }
   return value;
 }
@@ -874,6 +909,15 @@ std::vector<std::string> ConfigView::keys() const {
     mark_known(*state_, key_path(names.back()));
   }
   return names;
+}
+
+std::size_t ConfigView::list_size(const std::string& key) const {
+  const std::string path = key_path(key);
+  mark_known(*state_, path);
+  const auto node = find_node(*state_, path);
+  if (!is_present(node)) throw_missing(*state_, path, "a list");
+  if (!node->IsSequence()) throw_type_error(*state_, path, "a list", *node);
+  return node->size();
 }
 
 std::vector<ConfigView> ConfigView::list(const std::string& key) const { return list_impl(key, true); }

@@ -2,6 +2,7 @@
 // YAML file Chorus reads (experiments, agents, task completion specs) goes through it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -10,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/error.h"
+
 namespace chorus {
 
 namespace detail {
@@ -17,6 +20,9 @@ struct ConfigState;  // the resolved YAML tree, key origins and the keys read so
 }
 
 class ConfigView;
+
+// What a value in the config is (a null value counts as absent).
+enum class ConfigValueKind { absent, scalar, list, map };
 
 // A YAML experiment config assembled from a file, its includes and command-line overrides.
 // See docs/CONFIGS.md for the rules.
@@ -81,6 +87,18 @@ class ConfigView {
   std::string origin(const std::string& key) const;
   // Whether `key` is present with a non-null value. Does not mark the key as known.
   bool has(const std::string& key) const;
+  // What the value at `key` is. Does not mark the key as known.
+  ConfigValueKind kind_of(const std::string& key) const;
+  // How messages show the value at `key`: 'text' for a scalar, "a list", "a map", "null", "nothing".
+  std::string describe(const std::string& key) const;
+  // An error about `key` in the dialect's form, for checks a consumer makes itself:
+  //   "<where key was set>: <key path>: <message>", e.g. throw view.error("dim", "must be even, got 7").
+  Error error(const std::string& key, const std::string& message) const;
+  // Every key of this map must be one of `allowed`; the first that is not is an error at its own line,
+  // with the closest allowed key when one is close enough (`context` follows "unknown key"):
+  //   "exp.yaml:9: arms.sel.graph.dims: unknown key (expected one of adjacency, dim; did you mean 'dim'?)"
+  // Marks nothing: the keys are marked as they are read.
+  void check_keys(const std::vector<std::string>& allowed, const std::string& context = "") const;
 
   // Required (error when absent) and optional forms. T: bool, int64_t, int, double, std::string,
   // std::vector<int64_t>, std::vector<double>, std::vector<std::string>. Integers are accepted where
@@ -117,6 +135,10 @@ class ConfigView {
   // The keys of this map in document order (for maps whose keys are user-chosen names, e.g.
   // agents: {kv: ..., math: ...}); marks them known. Empty for an empty view.
   std::vector<std::string> keys() const;
+  // The number of items of the list at `key` (required; errors when absent or not a list); marks it
+  // known. Items of any list are read with keys "key[i]" (get<std::vector<int64_t>>("rows[1]"),
+  // get<std::string>("names[0]")), as every accessor takes a key path relative to this map.
+  std::size_t list_size(const std::string& key) const;
   // A list of maps (e.g. tasks: [{name: ..}, ..]) as views with paths "tasks[0]", ...
   // The required form errors when absent; the optional form gives an empty list.
   std::vector<ConfigView> list(const std::string& key) const;

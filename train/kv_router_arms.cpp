@@ -4,10 +4,8 @@
 #include "train/kv_router_arms.h"
 
 #include <torch/torch.h>
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -45,38 +43,6 @@ void check_slots(const ConfigView& view, const std::string& key, const std::stri
   }
 }
 
-// A YAML subtree as JSON, for collab/ readers that take JSON (graph_attention_from_json): plain
-// scalars become integers, numbers or booleans when they read as one; quoted scalars stay text.
-nlohmann::json yaml_to_json(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Sequence: {
-      nlohmann::json out = nlohmann::json::array();
-      for (const auto& item : node) out.push_back(yaml_to_json(item));
-      return out;
-    }
-    case YAML::NodeType::Map: {
-      nlohmann::json out = nlohmann::json::object();
-      for (const auto& item : node) out[item.first.Scalar()] = yaml_to_json(item.second);
-      return out;
-    }
-    case YAML::NodeType::Scalar: {
-      const auto& text = node.Scalar();
-      if (node.Tag() == "!") return text;  // quoted
-      int64_t integer = 0;
-      const auto* end = text.data() + text.size();
-      if (!text.empty() && std::from_chars(text.data(), end, integer).ptr == end) return integer;
-      char* parsed = nullptr;
-      const double number = std::strtod(text.c_str(), &parsed);
-      if (!text.empty() && parsed == text.c_str() + text.size()) return number;
-      if (text == "true") return true;
-      if (text == "false") return false;
-      return text;
-    }
-    default:
-      return nullptr;
-  }
-}
-
 }  // namespace
 
 collab::GraphAttentionSpec read_graph_block(const ConfigView& view,
@@ -86,24 +52,15 @@ collab::GraphAttentionSpec read_graph_block(const ConfigView& view,
   CHORUS_CHECK(view.has("graph"), where, ": ", owner,
                " needs a graph block {dim, heads, steps, seed, adjacency} (graph attention over "
                "its agents)");
-  // Types and ranges first, each error at its key's line; then the whole block through the reader
-  // that owns it (unknown keys, the adjacency).
-  const auto graph = view.child("graph");
-  graph.get_int("dim", std::nullopt, 1);
-  for (const char* key : {"heads", "steps"}) graph.get_int(key, 1, 1);
-  for (const char* key : {"head_dim", "seed"}) graph.get_int(key, 0, 0);
+  // Every key through the reader that owns the block (each error at its key's line), then the
+  // graph built once.
+  auto spec = collab::graph_attention_from_config(view.child("graph"), nodes);
   try {
-    auto spec = collab::graph_attention_from_json(
-        yaml_to_json(YAML::Load(view.subtree_yaml("graph"))), nodes, where);
     collab::GraphAttention check(spec.options, spec.adjacency);
-    return spec;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(where + ": " + e.what());
   } catch (const Error& e) {
-    const std::string message = e.what();
-    if (message.rfind(where, 0) == 0) throw;
-    throw Error(where + ": " + message);
+    throw Error(where + ": " + e.what());
   }
+  return spec;
 }
 
 collab::GraphSelectorTrainingOptions read_selector_training(const ConfigView& train) {
@@ -271,16 +228,7 @@ std::vector<ArmSpec> read_router_arms(const Config& config, const ConfigView& ro
         break;
       }
       case ArmKind::consensus: {
-        const auto rules = view.list("rules");
-        CHORUS_CHECK(!rules.empty(), view.origin("rules"), ": ", view.key_path("rules"),
-                     ": expected at least one rule {when, prefer}");
-        for (const auto& rule : rules)
-          arm.rules.push_back({rule.get<std::string>("when"), rule.get<std::string>("prefer")});
-        try {
-          collab::ConsensusRules check(arm.rules, arm.agents);
-        } catch (const Error& e) {
-          throw Error(view.origin("rules") + ": " + view.key_path("rules") + ": " + e.what());
-        }
+        arm.rules = collab::ConsensusRules::from_config(view, "rules", arm.agents).rules();
         break;
       }
       case ArmKind::self_consistency: {

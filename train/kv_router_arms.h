@@ -65,8 +65,8 @@ struct ArmSpec {
 std::string describe(const ArmSpec& arm);
 
 // The graph block of a learned selector (`view`'s key graph: {dim, heads, head_dim, steps, seed,
-// adjacency} over `nodes`), read by collab::graph_attention_from_json and checked by building the
-// graph once. Errors name the block's origin and key path; a missing block says that `owner` (e.g.
+// adjacency} over `nodes`), read by collab::graph_attention_from_config and checked by building the
+// graph once. Errors name the key's origin and key path; a missing block says that `owner` (e.g.
 // "an arm of kind graph_select") needs one.
 collab::GraphAttentionSpec read_graph_block(const ConfigView& view,
                                             const std::vector<std::string>& nodes,
@@ -80,7 +80,7 @@ collab::GraphSelectorTrainingOptions read_selector_training(const ConfigView& tr
 // without agents or with the wrong number, an unknown agent or judge, a self-consistency with fewer
 // than two samples, a negotiation with fewer than one round, a template slot a mechanism does not
 // fill, a consensus rule the rules reject, a graph_select without its graph block or with a graph
-// that graph_attention_from_json or GraphAttention reject (an unknown node or key, a bad shape),
+// that graph_attention_from_config or GraphAttention reject (an unknown node or key, a bad shape),
 // no routed arm.
 std::vector<ArmSpec> read_router_arms(const Config& config, const ConfigView& router,
                                       const std::vector<std::string>& agent_names);

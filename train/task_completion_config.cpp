@@ -11,7 +11,6 @@ std::map<std::string, eval::TaskCompletionSpec> read_task_completion(const Confi
                                                                      const std::vector<std::string>& sets) {
   std::map<std::string, eval::TaskCompletionSpec> out;
   const auto declared = evaluation.child_or_empty("task_completion");
-  const auto locate = [&config](const std::string& key_path) { return config.origin(key_path); };
   for (const auto& set : declared.keys()) {
     const std::string key = declared.key_path(set);
     if (std::find(sets.begin(), sets.end(), set) == sets.end()) {
@@ -19,7 +18,7 @@ std::map<std::string, eval::TaskCompletionSpec> read_task_completion(const Confi
       for (const auto& s : sets) names += (names.empty() ? "" : ", ") + s;
       throw Error(config.origin(key) + ": " + key + ": unknown evaluation set (expected one of: " + names + ")");
     }
-    auto spec = eval::parse_task_completion_spec(declared.subtree_yaml(set), locate, key);
+    auto spec = eval::read_task_completion_spec(declared.child(set));
     CHORUS_CHECK(spec.kind != eval::PredicateKind::unit_tests, config.origin(key), ": ", key,
                  ": kind unit_tests needs code problems with tests, which this experiment's sets do not have "
                  "(use answer_correct, format or constraint; HumanEval samples are scored by chorus score --task humaneval)");

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "common/config.h"
 #include "eval/metrics/significance.h"
 #include "eval/metrics/task_completion.h"
+#include "common/config.h"
 
 namespace chorus::train {
 

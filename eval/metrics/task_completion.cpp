@@ -1,7 +1,6 @@
 // Task completion predicates, their declarative spec, and HumanEval scoring through the sandbox.
 #include "eval/metrics/task_completion.h"
 
-#include <yaml-cpp/yaml.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -30,88 +29,39 @@ namespace fs = std::filesystem;
 
 // ---- Reading the spec ----
 
-// A YAML node with the file and key path it came from, for messages.
-// With a locator (a mapping inside an experiment config), each key's place comes from it;
-// otherwise from the node's line in `source`.
-struct SpecNode {
-  YAML::Node node;
-  std::string source;
-  std::string key;
-  const KeyLocator* locate = nullptr;
-
-  std::string where() const {
-    if (locate != nullptr && *locate) return (*locate)(key) + ": " + key;
-    const auto mark = node.Mark();
-    return source + (mark.line >= 0 ? ":" + std::to_string(mark.line + 1) : std::string()) + ": " + key;
-  }
-  SpecNode child(const std::string& name) const { return {node[name], source, key + "." + name, locate}; }
-  SpecNode at(const YAML::Node& other, const std::string& other_key) const { return {other, source, other_key, locate}; }
-};
-
-std::string scalar_text(const SpecNode& n, const std::string& expected) {
-  CHORUS_CHECK(n.node.IsScalar(), n.where(), ": expected ", expected);
-  return n.node.Scalar();
-}
-
-double read_double(const SpecNode& n, bool allow_zero) {
-  const std::string text = scalar_text(n, "a number");
+// A number > 0 (or >= 0 with allow_zero), finite.
+double read_number(const ConfigView& v, const std::string& key, bool allow_zero) {
+  const std::string expected = allow_zero ? "a non-negative number" : "a positive number";
   double value = 0;
-  const bool ok = YAML::convert<double>::decode(n.node, value) && std::isfinite(value) &&
-                  (allow_zero ? value >= 0 : value > 0);
-  CHORUS_CHECK(ok, n.where(), ": expected a ", allow_zero ? "non-negative" : "positive", " number, got '", text, "'");
+  try {
+    value = v.get<double>(key);
+  } catch (const Error&) {
+    throw v.error(key, "expected " + expected + ", got " + v.describe(key));
+  }
+  if (!std::isfinite(value) || (allow_zero ? value < 0 : value <= 0)) {
+    throw v.error(key, "expected " + expected + ", got " + v.describe(key));
+  }
   return value;
 }
 
-std::size_t read_count(const SpecNode& n, std::size_t min_value) {
-  const std::string text = scalar_text(n, "a whole number");
-  long long value = 0;
-  CHORUS_CHECK(YAML::convert<long long>::decode(n.node, value) && value >= static_cast<long long>(min_value),
-               n.where(), ": expected a whole number of at least ", min_value, ", got '", text, "'");
-  return static_cast<std::size_t>(value);
-}
-
-bool read_bool(const SpecNode& n) {
-  const std::string text = scalar_text(n, "true or false");
-  bool value = false;
-  CHORUS_CHECK(YAML::convert<bool>::decode(n.node, value), n.where(), ": expected true or false, got '", text, "'");
-  return value;
-}
-
-std::vector<std::string> read_string_list(const SpecNode& n) {
-  if (n.node.IsScalar()) return {n.node.Scalar()};
-  CHORUS_CHECK(n.node.IsSequence(), n.where(), ": expected a string or a list of strings");
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < n.node.size(); ++i) {
-    const SpecNode item = n.at(n.node[i], n.key + "[" + std::to_string(i) + "]");
-    out.push_back(scalar_text(item, "a string"));
-  }
-  return out;
-}
-
-template <typename Enum>
-Enum read_choice(const SpecNode& n, const std::vector<std::pair<std::string, Enum>>& choices) {
-  const std::string text = scalar_text(n, "one of the names listed below");
-  std::string names;
-  for (const auto& [name, value] : choices) {
-    if (name == text) return value;
-    names += (names.empty() ? "" : ", ") + name;
-  }
-  throw Error(n.where() + ": unknown value '" + text + "' (expected one of: " + names + ")");
-}
-
-void check_keys(const SpecNode& spec, const std::string& kind, const std::set<std::string>& allowed) {
-  for (const auto& entry : spec.node) {
-    const std::string name = entry.first.as<std::string>();
-    if (allowed.count(name)) continue;
-    std::string names;
-    for (const auto& a : allowed) names += (names.empty() ? "" : ", ") + a;
-    const SpecNode bad = spec.at(entry.first, spec.key + "." + name);
-    throw Error(bad.where() + ": unknown key for kind " + kind + " (valid: " + names + ")");
+// One string or a list of them.
+std::vector<std::string> read_string_list(const ConfigView& v, const std::string& key) {
+  switch (v.kind_of(key)) {
+    case ConfigValueKind::scalar:
+      return {v.get<std::string>(key)};
+    case ConfigValueKind::list:
+      return v.get<std::vector<std::string>>(key);
+    default:
+      throw v.error(key, "expected a string or a list of strings, got " + v.describe(key));
   }
 }
 
-FormatSpec parse_format(const SpecNode& n) {
-  const std::string text = scalar_text(n, "number, integer, json or regex:<pattern>");
+FormatSpec read_format(const ConfigView& v) {
+  const std::string expected = "number, integer, json or regex:<pattern>";
+  if (!v.has("format")) {
+    throw Error(v.origin("format") + ": missing required key '" + v.key_path("format") + "' (" + expected + ")");
+  }
+  const std::string text = v.get<std::string>("format");
   FormatSpec spec;
   if (text == "number") {
     spec.format = OutputFormat::number;
@@ -125,94 +75,12 @@ FormatSpec parse_format(const SpecNode& n) {
     try {
       spec.regex = std::make_shared<const std::regex>(spec.pattern, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
-      throw Error(n.where() + ": bad regular expression '" + spec.pattern + "': " + e.what());
+      throw v.error("format", "bad regular expression '" + spec.pattern + "': " + e.what());
     }
   } else {
-    throw Error(n.where() + ": unknown format '" + text + "' (expected number, integer, json or regex:<pattern>)");
+    throw v.error("format", "unknown format '" + text + "' (expected " + expected + ")");
   }
   return spec;
-}
-
-TaskCompletionSpec parse_spec_node(const SpecNode& spec_node) {
-  CHORUS_CHECK(spec_node.node.IsMap(), spec_node.where(), ": expected a mapping with a key 'kind'");
-  const SpecNode kind_node = spec_node.child("kind");
-  CHORUS_CHECK(kind_node.node.IsDefined(), spec_node.where(),
-               ": missing key 'kind' (expected answer_correct, format, constraint or unit_tests)");
-  TaskCompletionSpec spec;
-  spec.kind = read_choice<PredicateKind>(kind_node, {{"answer_correct", PredicateKind::answer_correct},
-                                                     {"format", PredicateKind::format},
-                                                     {"constraint", PredicateKind::constraint},
-                                                     {"unit_tests", PredicateKind::unit_tests}});
-  const auto has = [&](const char* name) { return spec_node.node[name].IsDefined(); };
-  switch (spec.kind) {
-    case PredicateKind::answer_correct: {
-      check_keys(spec_node, "answer_correct", {"kind", "normalization", "abs_tol", "rel_tol"});
-      if (has("normalization")) {
-        spec.answer.normalization = read_choice<AnswerNormalization>(
-            spec_node.child("normalization"), {{"squad", AnswerNormalization::squad},
-                                               {"exact", AnswerNormalization::exact},
-                                               {"number", AnswerNormalization::number}});
-      }
-      for (const char* key : {"abs_tol", "rel_tol"}) {
-        if (!has(key)) continue;
-        const SpecNode n = spec_node.child(key);
-        CHORUS_CHECK(spec.answer.normalization == AnswerNormalization::number, n.where(),
-                     ": a tolerance applies only with normalization: number");
-        (std::string(key) == "abs_tol" ? spec.answer.abs_tolerance : spec.answer.rel_tolerance) = read_double(n, true);
-      }
-      break;
-    }
-    case PredicateKind::format: {
-      check_keys(spec_node, "format", {"kind", "format"});
-      CHORUS_CHECK(has("format"), spec_node.where(),
-                   ": missing key 'format' (expected number, integer, json or regex:<pattern>)");
-      spec.format = parse_format(spec_node.child("format"));
-      break;
-    }
-    case PredicateKind::constraint: {
-      check_keys(spec_node, "constraint",
-                 {"kind", "min_words", "max_words", "max_chars", "must_contain", "must_not_contain", "case_sensitive"});
-      auto& c = spec.constraint;
-      if (has("min_words")) c.min_words = read_count(spec_node.child("min_words"), 0);
-      if (has("max_words")) c.max_words = read_count(spec_node.child("max_words"), 0);
-      if (has("max_chars")) c.max_chars = read_count(spec_node.child("max_chars"), 0);
-      if (has("must_contain")) c.must_contain = read_string_list(spec_node.child("must_contain"));
-      if (has("must_not_contain")) c.must_not_contain = read_string_list(spec_node.child("must_not_contain"));
-      if (has("case_sensitive")) c.case_sensitive = read_bool(spec_node.child("case_sensitive"));
-      CHORUS_CHECK(c.min_words || c.max_words || c.max_chars || !c.must_contain.empty() || !c.must_not_contain.empty(),
-                   spec_node.where(),
-                   ": a constraint needs at least one of min_words, max_words, max_chars, must_contain, must_not_contain");
-      if (c.min_words && c.max_words) {
-        CHORUS_CHECK(*c.min_words <= *c.max_words, spec_node.child("min_words").where(), ": ", *c.min_words,
-                     " is more than max_words (", *c.max_words, ")");
-      }
-      break;
-    }
-    case PredicateKind::unit_tests: {
-      check_keys(spec_node, "unit_tests", {"kind", "timeout_s", "cpu_s", "memory_mb", "python", "network"});
-      auto& u = spec.unit_tests;
-      if (has("timeout_s")) u.timeout_s = read_double(spec_node.child("timeout_s"), false);
-      if (has("cpu_s")) u.cpu_s = read_double(spec_node.child("cpu_s"), false);
-      if (has("memory_mb")) u.memory_mb = read_count(spec_node.child("memory_mb"), 16);
-      if (has("python")) u.python = scalar_text(spec_node.child("python"), "a Python interpreter name or path");
-      if (has("network")) {
-        u.network = read_choice<NetworkPolicy>(spec_node.child("network"),
-                                               {{"isolated", NetworkPolicy::isolated},
-                                                {"isolated_if_possible", NetworkPolicy::isolated_if_possible},
-                                                {"shared", NetworkPolicy::shared}});
-      }
-      break;
-    }
-  }
-  return spec;
-}
-
-YAML::Node load_yaml(std::string_view text, const std::string& source) {
-  try {
-    return YAML::Load(std::string(text));
-  } catch (const YAML::ParserException& e) {
-    throw Error(source + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
-  }
 }
 
 // ---- The predicates ----
@@ -436,32 +304,85 @@ const char* to_string(PredicateKind kind) {
   return "answer_correct";
 }
 
-TaskCompletionSpec parse_task_completion_spec(std::string_view text, const std::string& source,
-                                              const std::string& key) {
-  return parse_spec_node({load_yaml(text, source), source, key});
+TaskCompletionSpec read_task_completion_spec(const ConfigView& v) {
+  TaskCompletionSpec spec;
+  const std::string kind = v.get_choice("kind", {"answer_correct", "format", "constraint", "unit_tests"});
+  // Where the spec itself is, for what concerns it as a whole.
+  const std::string here = v.origin("kind") + ": " + (v.path().empty() ? "" : v.path() + ": ");
+  if (kind == "answer_correct") {
+    spec.kind = PredicateKind::answer_correct;
+    v.check_keys({"abs_tol", "kind", "normalization", "rel_tol"}, "for kind answer_correct");
+    const std::string normalization = v.get_choice("normalization", {"squad", "exact", "number"}, std::string("squad"));
+    spec.answer.normalization = normalization == "number"  ? AnswerNormalization::number
+                                : normalization == "exact" ? AnswerNormalization::exact
+                                                           : AnswerNormalization::squad;
+    for (const char* key : {"abs_tol", "rel_tol"}) {
+      if (!v.has(key)) continue;
+      if (spec.answer.normalization != AnswerNormalization::number) {
+        throw v.error(key, "a tolerance applies only with normalization: number");
+      }
+      (std::string(key) == "abs_tol" ? spec.answer.abs_tolerance : spec.answer.rel_tolerance) =
+          read_number(v, key, true);
+    }
+  } else if (kind == "format") {
+    spec.kind = PredicateKind::format;
+    v.check_keys({"format", "kind"}, "for kind format");
+    spec.format = read_format(v);
+  } else if (kind == "constraint") {
+    spec.kind = PredicateKind::constraint;
+    v.check_keys({"case_sensitive", "kind", "max_chars", "max_words", "min_words", "must_contain", "must_not_contain"},
+                 "for kind constraint");
+    auto& c = spec.constraint;
+    const auto count = [&](const char* key) -> std::optional<std::size_t> {
+      if (!v.has(key)) return std::nullopt;
+      return static_cast<std::size_t>(v.get_int(key, std::nullopt, 0));
+    };
+    c.min_words = count("min_words");
+    c.max_words = count("max_words");
+    c.max_chars = count("max_chars");
+    if (v.has("must_contain")) c.must_contain = read_string_list(v, "must_contain");
+    if (v.has("must_not_contain")) c.must_not_contain = read_string_list(v, "must_not_contain");
+    c.case_sensitive = v.get<bool>("case_sensitive", true);
+    CHORUS_CHECK(c.min_words || c.max_words || c.max_chars || !c.must_contain.empty() || !c.must_not_contain.empty(),
+                 here, "a constraint needs at least one of min_words, max_words, max_chars, must_contain, must_not_contain");
+    if (c.min_words && c.max_words && *c.min_words > *c.max_words) {
+      throw v.error("min_words", detail::concat(*c.min_words, " is more than max_words (", *c.max_words, ")"));
+    }
+  } else {
+    spec.kind = PredicateKind::unit_tests;
+    v.check_keys({"cpu_s", "kind", "memory_mb", "network", "python", "timeout_s"}, "for kind unit_tests");
+    auto& u = spec.unit_tests;
+    if (v.has("timeout_s")) u.timeout_s = read_number(v, "timeout_s", false);
+    if (v.has("cpu_s")) u.cpu_s = read_number(v, "cpu_s", false);
+    u.memory_mb = static_cast<std::size_t>(v.get_int("memory_mb", static_cast<int64_t>(u.memory_mb), 16));
+    u.python = v.get<std::string>("python", u.python);
+    const std::string network =
+        v.get_choice("network", {"isolated", "isolated_if_possible", "shared"}, std::string("isolated"));
+    u.network = network == "shared"                 ? NetworkPolicy::shared
+                : network == "isolated_if_possible" ? NetworkPolicy::isolated_if_possible
+                                                    : NetworkPolicy::isolated;
+  }
+  return spec;
 }
 
-TaskCompletionSpec parse_task_completion_spec(std::string_view text, const KeyLocator& locate, const std::string& key) {
-  return parse_spec_node({load_yaml(text, locate(key)), locate(key), key, &locate});
+TaskCompletionSpec parse_task_completion_spec(std::string_view text, const std::string& source) {
+  return read_task_completion_spec(Config::parse(text, source).root());
 }
 
 TaskCompletionSpec load_task_completion_spec(const fs::path& file, const std::string& key) {
-  std::ifstream in(file, std::ios::binary);
-  CHORUS_CHECK(in, "cannot open config file '", file.string(), "'");
-  std::stringstream text;
-  text << in.rdbuf();
-  const std::string source = file.string();
-  YAML::Node node = load_yaml(text.str(), source);
-  std::string path;
+  const Config config = Config::load(file);
+  ConfigView view = config.root();
+  std::string parent = "the top level";
   std::stringstream parts(key);
   for (std::string part; std::getline(parts, part, '.');) {
-    const std::string parent = path.empty() ? std::string("the top level") : "'" + path + "'";
-    path += (path.empty() ? "" : ".") + part;
-    CHORUS_CHECK(node.IsMap() && node[part].IsDefined(), source, ": missing key '", path, "' (expected ",
-                 "a task completion spec under ", parent, ")");
-    node.reset(node[part]);
+    if (!view.has(part)) {
+      throw Error(view.origin(part) + ": missing key '" + view.key_path(part) + "' (expected a task completion spec under " +
+                  parent + ")");
+    }
+    parent = "'" + view.key_path(part) + "'";
+    view = view.child(part);
   }
-  return parse_spec_node({node, source, key});
+  return read_task_completion_spec(view);
 }
 
 std::string describe(const TaskCompletionSpec& spec) {

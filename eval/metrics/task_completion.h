@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/config.h"
 #include "eval/metrics/significance.h"
 #include "eval/sandbox/sandbox.h"
 
@@ -75,25 +76,26 @@ struct TaskCompletionSpec {
   UnitTestSpec unit_tests;
 };
 
-// Parses the spec from YAML or JSON text holding its mapping, e.g.
+// Reads the spec from a map of a config (common/config.h), e.g.
 //   {kind: constraint, max_words: 50, must_contain: [Paris]}
-// `source` names the file in messages and `key` the spec's place in it; every bad value, unknown
-// key or unknown kind is a chorus::Error naming "source:line: key.sub_key" and what was expected.
-TaskCompletionSpec parse_task_completion_spec(std::string_view text, const std::string& source,
-                                              const std::string& key = "task_completion");
+// an experiment's `evaluation.task_completion.<set>` or the top of a spec file. Every bad value,
+// unknown key or unknown kind is a chorus::Error in the config dialect's words: where the key was set
+// ("exp.yaml:12", across includes and overrides), its key path and what was expected, e.g.
+//   "exp.yaml:12: evaluation.task_completion.math.max_words: expected an integer >= 0, got 'many'"
+// Every key of the map is read (marked known) or rejected.
+TaskCompletionSpec read_task_completion_spec(const ConfigView& spec);
 
-// The same for a mapping inside a larger document (an experiment config's
-// `evaluation.task_completion.<set>`): `key` is the mapping's full key path, and `locate(key_path)`
-// says where a key was set ("exp.yaml:12", across includes and overrides) for every message.
-using KeyLocator = std::function<std::string(const std::string& key_path)>;
-TaskCompletionSpec parse_task_completion_spec(std::string_view text, const KeyLocator& locate, const std::string& key);
+// The same from YAML or JSON text holding the mapping alone; `source` stands for the file in
+// messages, whose key paths start at the mapping ("task.yaml:2: max_words: ...").
+TaskCompletionSpec parse_task_completion_spec(std::string_view text, const std::string& source);
 
 // One line saying what the spec checks, for reports: "answer correct (number normalisation)",
 // "output parses as an integer", "output matches ^-?[0-9]+$", "constraint: 1 to 40 words; no '<unk>'",
 // "unit tests pass (timeout 10 s, memory 1024 MB)".
 std::string describe(const TaskCompletionSpec& spec);
 
-// Reads `file` (YAML or JSON) and parses the mapping at `key` (dot-separated, e.g. "eval.task_completion").
+// Loads `file` (YAML or JSON, through the config dialect: includes and all) and reads the mapping
+// at `key` (dot-separated, e.g. "eval.task_completion"). Other keys of the file are left alone.
 TaskCompletionSpec load_task_completion_spec(const std::filesystem::path& file,
                                              const std::string& key = "task_completion");
 

@@ -10,9 +10,8 @@
 #include <map>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "collab/graph_attention.h"
+#include "common/config.h"
 #include "common/error.h"
 
 namespace chorus::collab {
@@ -132,18 +131,27 @@ TEST(GraphAttention, PoolsAgentStatesOverRealPositions) {
   EXPECT_TRUE(torch::allclose(pool_agent_states(states), states.mean(1)));
 }
 
+// The graph block of a config, read with `nodes` {kv, math, judge} (or {a, b}).
+GraphAttentionSpec graph_of(const std::string& yaml,
+                            const std::vector<std::string>& nodes = {"kv", "math", "judge"}) {
+  return graph_attention_from_config(Config::parse(yaml, "exp.yaml").root().child("graph"), nodes);
+}
+
 TEST(GraphAttention, AdjacencyFromConfigForms) {
-  const std::vector<std::string> nodes = {"kv", "math", "judge"};
-  const auto lists = graph_attention_from_json(
-      nlohmann::json::parse(
-          R"({"dim": 8, "steps": 2, "adjacency": {"kv": ["kv", "judge"], "math": ["kv", "math", "judge"], "judge": ["judge"]}})"),
-      nodes, "graph");
+  const Config config = Config::parse(
+      "graph:\n  dim: 8\n  steps: 2\n  adjacency: {kv: [kv, judge], math: [kv, math, judge], judge: [judge]}\n",
+      "exp.yaml");
+  const auto lists = graph_attention_from_config(config.root().child("graph"), {"kv", "math", "judge"});
+  EXPECT_NO_THROW(config.check_all_keys_used());
   EXPECT_TRUE(torch::equal(lists.adjacency, hiding_one_from_zero()));
   EXPECT_EQ(lists.options.steps, 2);
-  const auto matrix = graph_attention_from_json(
-      nlohmann::json::parse(R"({"dim": 8, "adjacency": [[1, 0, 1], [1, 1, 1], [0, 0, 1]]})"), nodes,
-      "graph");
+  EXPECT_EQ(lists.options.heads, 1);
+  const auto matrix = graph_of("graph: {dim: 8, heads: 2, seed: 5, adjacency: [[1, 0, 1], [1, 1, 1], [0, 0, 1]]}");
   EXPECT_TRUE(torch::equal(matrix.adjacency, hiding_one_from_zero()));
+  EXPECT_EQ(matrix.options.heads, 2);
+  EXPECT_EQ(matrix.options.seed, 5u);
+  const auto booleans = graph_of("graph: {dim: 8, adjacency: [[true, false, true], [1, 1, 1], [0, 0, true]]}");
+  EXPECT_TRUE(torch::equal(booleans.adjacency, hiding_one_from_zero()));
 }
 
 TEST(GraphAttentionErrors, BadAdjacenciesAreNamed) {
@@ -170,31 +178,46 @@ TEST(GraphAttentionErrors, BadAdjacenciesAreNamed) {
         graph->forward(torch::zeros({1, 2, 8}));
       },
       ::testing::ThrowsMessage<Error>(HasSubstr("nodes must be [B, 3, 8]")));
+  // From a config, every error at its key's line.
   const std::vector<std::string> nodes = {"a", "b"};
-  EXPECT_THAT(
-      [&] {
-        graph_attention_from_json(nlohmann::json::parse(R"({"dim": 8, "adjacency": [[1, 0]]})"),
-                                  nodes, "g");
-      },
-      ::testing::ThrowsMessage<Error>(HasSubstr("g.adjacency: expected 2 rows")));
-  EXPECT_THAT(
-      [&] {
-        graph_attention_from_json(
-            nlohmann::json::parse(R"({"dim": 8, "adjacency": [[1, 0], [1]]})"), nodes, "g");
-      },
-      ::testing::ThrowsMessage<Error>(HasSubstr("g.adjacency[1]: expected a row of 2")));
-  EXPECT_THAT(
-      [&] {
-        graph_attention_from_json(nlohmann::json::parse(R"({"dim": 8, "adjacency": {"a": ["c"]}})"),
-                                  nodes, "g");
-      },
-      ::testing::ThrowsMessage<Error>(HasSubstr("unknown node 'c' (nodes: a, b)")));
-  EXPECT_THAT(
-      [&] {
-        graph_attention_from_json(
-            nlohmann::json::parse(R"({"dim": 8, "adjacency": {}, "hops": 2})"), nodes, "g");
-      },
-      ::testing::ThrowsMessage<Error>(HasSubstr("unknown key 'hops'")));
+  const auto error_of = [&](const std::string& yaml) {
+    try {
+      graph_of(yaml, nodes);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error_of("graph: {dim: 8, adjacency: [[1, 0]]}"), "exp.yaml:1: graph.adjacency: expected 2 rows (one per node), got 1");
+  EXPECT_EQ(error_of("graph:\n  dim: 8\n  adjacency:\n    - [1, 0]\n    - [1]\n"),
+            "exp.yaml:5: graph.adjacency[1]: expected a row of 2 entries 0 or 1, got a list");
+  EXPECT_EQ(error_of("graph: {dim: 8, adjacency: [[1, 0], [2, 1]]}"),
+            "exp.yaml:1: graph.adjacency[1][0]: expected 0 or 1, got '2'");
+  EXPECT_EQ(error_of("graph:\n  dim: 8\n  adjacency:\n    a: [c]\n"),
+            "exp.yaml:4: graph.adjacency.a[0]: unknown node 'c' (nodes: a, b)");
+  EXPECT_EQ(error_of("graph:\n  dim: 8\n  adjacency:\n    c: [a]\n"),
+            "exp.yaml:4: graph.adjacency.c: unknown node 'c' (nodes: a, b)");
+  EXPECT_EQ(error_of("graph:\n  dim: 8\n  adjacency: {a: [a, b, a]}\n"),
+            "exp.yaml:3: graph.adjacency.a[2]: 'a' listed twice");
+  EXPECT_EQ(error_of("graph:\n  dim: 8\n  adjacency: {a: b}\n"),
+            "exp.yaml:3: graph.adjacency.a: expected a list of node names, got 'b'");
+  EXPECT_EQ(error_of("graph:\n  dim: 8\n  adjacency: {}\n  hops: 2\n"),
+            "exp.yaml:4: graph.hops: unknown key (expected one of adjacency, dim, head_dim, heads, seed, steps)");
+  EXPECT_EQ(error_of("graph:\n  dim: 8\n  stesp: 2\n  adjacency: {}\n"),
+            "exp.yaml:3: graph.stesp: unknown key (expected one of adjacency, dim, head_dim, heads, seed, steps; did "
+            "you mean 'steps'?)");
+  EXPECT_EQ(error_of("graph: {adjacency: {}}\n"), "exp.yaml:1: missing required key 'graph.dim' (an integer >= 1)");
+  EXPECT_EQ(error_of("graph: {dim: 8}\n"),
+            "exp.yaml:1: missing required key 'graph.adjacency' (an N x N matrix of 0/1, or a map from a node to the "
+            "nodes it reads)");
+  EXPECT_EQ(error_of("graph: {dim: 8, heads: 0, adjacency: {}}\n"),
+            "exp.yaml:1: graph.heads: expected an integer >= 1, got '0'");
+  EXPECT_EQ(error_of("graph: {dim: 9, heads: 2, adjacency: {}}\n"),
+            "exp.yaml:1: graph.heads: dim 9 is not divisible by heads 2; give head_dim");
+  EXPECT_EQ(graph_of("graph: {dim: 9, heads: 2, head_dim: 4, adjacency: {}}\n", nodes).options.head_dim, 4);
+  EXPECT_EQ(error_of("graph: {dim: 8, adjacency: 1}\n"),
+            "exp.yaml:1: graph.adjacency: expected an N x N matrix of 0/1 or a map from a node to the nodes it reads, "
+            "got '1'");
 }
 
 }  // namespace

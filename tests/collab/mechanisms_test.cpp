@@ -6,7 +6,6 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
-#include <nlohmann/json.hpp>
 
 #include "collab/consensus_rules.h"
 #include "collab/message.h"
@@ -14,6 +13,7 @@
 #include "collab/pipeline.h"
 #include "collab/responder.h"
 #include "collab/voting.h"
+#include "common/config.h"
 #include "common/error.h"
 #include "model/t5/t5_init.h"
 #include "model/tokenizers/word_level_tokenizer.h"
@@ -365,10 +365,12 @@ TEST(Negotiation, ConfigurationErrorsComeBeforeAnyWork) {
 
 TEST(ConsensusRules, PreferTheDeclaredResponderWhenItsAnswerFits) {
   TemporaryFolder folder;
-  const auto rules = nlohmann::json::parse(R"([
-    {"when": "number", "prefer": "math"},
-    {"when": "regex:^[a-z]+$", "prefer": "kv"},
-    {"when": "any", "prefer": "majority"}])");
+  const Config config = Config::parse(R"(rules:
+  - {when: number, prefer: math}
+  - {when: "regex:^[a-z]+$", prefer: kv}
+  - {when: any, prefer: majority}
+)",
+                                      "rules.yaml");
   std::map<std::string, Response> math{{"k1 + 2", {"9", 0, 0}}, {"what is k1", {"unknown key", 0, 0}},
                                        {"hello", {"42 greetings", 0, 0}}};
   std::map<std::string, Response> kv{{"k1 + 2", {"k1 plus 2", 0, 0}}, {"what is k1", {"Seven", 0, 0}},
@@ -378,8 +380,10 @@ TEST(ConsensusRules, PreferTheDeclaredResponderWhenItsAnswerFits) {
   std::vector<ResponderPtr> team{std::make_shared<ScriptedResponder>("math", math),
                                  std::make_shared<ScriptedResponder>("kv", kv),
                                  std::make_shared<ScriptedResponder>("other", other)};
-  std::vector<ConsensusRule> declared;
-  for (const auto& r : rules) declared.push_back({r["when"].get<std::string>(), r["prefer"].get<std::string>()});
+  const auto declared = ConsensusRules::from_config(config.root(), "rules", {"math", "kv", "other"}).rules();
+  ASSERT_EQ(declared.size(), 3u);
+  EXPECT_EQ(declared[1].when, "regex:^[a-z]+$");
+  EXPECT_NO_THROW(config.check_all_keys_used());
   RuleBasedConsensus consensus(team, declared);
   Transcript transcript;
   const auto out = consensus.run({"k1 + 2", "what is k1", "hello"}, &transcript);
@@ -399,7 +403,6 @@ TEST(ConsensusRules, PreferTheDeclaredResponderWhenItsAnswerFits) {
   EXPECT_EQ(back.messages()[10].metadata["example"], 1);
   EXPECT_EQ(back.messages()[10].metadata["rule"], 1);
   EXPECT_EQ(back.messages()[10].metadata["preferred"], "kv");
-  EXPECT_EQ(ConsensusRules::from_json(rules, {"math", "kv", "other"}).rules().size(), 3u);
 
   // Without a catch-all rule, no match means the majority answer, reported as rule -1.
   const ConsensusRules only_numbers({{"number", "math"}}, {"math", "kv"});
@@ -417,11 +420,21 @@ TEST(ConsensusRules, ConfigurationErrorsComeBeforeAnyWork) {
   EXPECT_ERROR_CONTAINS(ConsensusRules({{"number", "physics"}}, names), "prefers unknown responder 'physics'");
   EXPECT_ERROR_CONTAINS(ConsensusRules({{"regex:([a-z", "kv"}}, names), "bad regular expression");
   EXPECT_ERROR_CONTAINS(ConsensusRules({}, names), "no rules declared");
-  EXPECT_ERROR_CONTAINS(ConsensusRules::from_json(nlohmann::json::parse(R"([{"when": "any"}])"), names),
-                        "needs both 'when' and 'prefer'");
-  EXPECT_ERROR_CONTAINS(ConsensusRules::from_json(nlohmann::json::parse(R"([{"when": "any", "prefer": "kv", "x": "y"}])"),
-                                                  names),
-                        "unknown key 'x'");
+  // From a config, each error at its key's line.
+  const auto from_config = [&](const std::string& yaml) {
+    return ConsensusRules::from_config(Config::parse(yaml, "rules.yaml").root(), "rules", names);
+  };
+  EXPECT_ERROR_CONTAINS(from_config("rules:\n  - {when: any}\n"), "rules.yaml:2: missing required key 'rules[0].prefer' (a string)");
+  EXPECT_ERROR_CONTAINS(from_config("rules:\n  - {when: any, prefer: kv}\n  - {when: any, prefer: kv, x: y}\n"),
+                        "rules.yaml:3: rules[1].x: unknown key of a consensus rule (expected one of prefer, when)");
+  EXPECT_ERROR_CONTAINS(from_config("rules:\n  - when: prime\n    prefer: kv\n"),
+                        "rules.yaml:2: rules[0].when: unknown predicate 'prime' (expected number, any or regex:<pattern>)");
+  EXPECT_ERROR_CONTAINS(from_config("rules:\n  - when: 'regex:([a-z'\n    prefer: kv\n"),
+                        "rules.yaml:2: rules[0].when: bad regular expression");
+  EXPECT_ERROR_CONTAINS(from_config("rules:\n  - when: number\n    prefer: physics\n"),
+                        "rules.yaml:3: rules[0].prefer: unknown responder 'physics' (expected one of majority, math, kv)");
+  EXPECT_ERROR_CONTAINS(from_config("rules: []\n"), "rules.yaml:1: rules: expected at least one rule {when, prefer}");
+  EXPECT_ERROR_CONTAINS(from_config("rules: {when: any}\n"), "rules.yaml:1: rules: expected a list of maps, got a map");
   auto math = fixed("math", "1");
   EXPECT_ERROR_CONTAINS(RuleBasedConsensus({math}, {{"any", "kv"}}), "prefers unknown responder 'kv'");
   EXPECT_EQ(math->cost().calls, 0);
@@ -442,12 +455,17 @@ TEST(Pipeline, RunsRolesInDependencyOrderAndRecordsEachStep) {
   });
   auto classifier = std::make_shared<ScriptedResponder>(
       "cls", [](const std::string& p) { return Response{p.find('+') != std::string::npos ? "math" : "lookup", 0, 0}; });
-  const auto config = pipeline_config_from_json(nlohmann::json::parse(R"({
-    "roles": [
-      {"name": "generate", "responder": "gen", "prompt": "[{kind}] {rewrite}"},
-      {"name": "rewrite", "responder": "rw", "prompt": "{input}"},
-      {"name": "kind", "responder": "cls", "prompt": "classify: {input}"}],
-    "output": "generate"})"));
+  const Config declared = Config::parse(R"(pipeline:
+  roles:
+    - {name: generate, responder: gen, prompt: "[{kind}] {rewrite}"}
+    - {name: rewrite, responder: rw}
+    - {name: kind, responder: cls, prompt: "classify: {input}"}
+  output: generate
+)",
+                                        "pipeline.yaml");
+  const auto config = pipeline_config_from_config(declared.root().child("pipeline"));
+  EXPECT_NO_THROW(declared.check_all_keys_used());
+  EXPECT_EQ(config.roles[1].prompt_template, "{input}");
   Pipeline pipeline(config, {generator, rewriter, classifier});
   EXPECT_EQ(pipeline.order(), (std::vector<std::string>{"rewrite", "kind", "generate"}));
   Transcript transcript;
@@ -491,8 +509,28 @@ TEST(Pipeline, ConfigurationErrorsComeBeforeAnyWork) {
                         "two roles are called 'one'");
   EXPECT_ERROR_CONTAINS(Pipeline(config({{"one", "a", "{input}"}}, "two"), team), "output role 'two'");
   EXPECT_ERROR_CONTAINS(Pipeline(config({}), team), "no roles declared");
-  EXPECT_ERROR_CONTAINS(pipeline_config_from_json(nlohmann::json::parse(R"({"roles": [{"name": "x", "agent": "a"}]})")),
-                        "unknown key 'agent'");
+  // From a config, each error at its key's line, before any responder is known.
+  const auto from_config = [](const std::string& yaml) {
+    return pipeline_config_from_config(Config::parse(yaml, "p.yaml").root());
+  };
+  EXPECT_ERROR_CONTAINS(from_config("roles:\n  - {name: x, agent: a}\n"),
+                        "p.yaml:2: roles[0].agent: unknown key of a pipeline role (expected one of name, prompt, "
+                        "responder)");
+  EXPECT_ERROR_CONTAINS(from_config("roles:\n  - {name: x}\n"), "p.yaml:2: missing required key 'roles[0].responder'");
+  EXPECT_ERROR_CONTAINS(from_config("roles:\n  - {name: input, responder: a}\n"),
+                        "p.yaml:2: roles[0].name: expected a role name other than 'input'");
+  EXPECT_ERROR_CONTAINS(from_config("roles:\n  - {name: x, responder: a}\n  - {name: x, responder: b}\n"),
+                        "p.yaml:3: roles[1].name: a second role called 'x' (the first is roles[0].name)");
+  EXPECT_ERROR_CONTAINS(from_config("roles:\n  - name: x\n    responder: a\n    prompt: '{input} {y}'\n"),
+                        "p.yaml:4: roles[0].prompt: refers to '{y}', which is neither {input} nor a role");
+  EXPECT_ERROR_CONTAINS(from_config("roles:\n  - {name: x, responder: a, prompt: '{y}'}\n  - {name: y, responder: b, "
+                                    "prompt: '{x}'}\n"),
+                        "p.yaml:1: roles: pipeline: the roles form a cycle: x -> y -> x");
+  EXPECT_ERROR_CONTAINS(from_config("roles:\n  - {name: x, responder: a}\noutput: z\n"),
+                        "p.yaml:3: output: 'z' is not one of the roles");
+  EXPECT_ERROR_CONTAINS(from_config("roles: []\n"), "p.yaml:1: roles: expected at least one role");
+  EXPECT_ERROR_CONTAINS(from_config("roles:\n  - {name: x, responder: a}\nrole: y\n"),
+                        "p.yaml:3: role: unknown key of a pipeline (expected one of output, roles; did you mean 'roles'?)");
   EXPECT_EQ(a->cost().calls + b->cost().calls, 0);
 }
 

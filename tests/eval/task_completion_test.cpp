@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/config.h"
 #include "common/error.h"
 #include "eval/metrics/task_completion.h"
 
@@ -119,28 +120,38 @@ TEST(Spec, ReadsEveryKindFromYamlOrJson) {
 
 TEST(Spec, ErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(spec_error("kind: unit_test\n"),
-            "task.yaml:1: task_completion.kind: unknown value 'unit_test' (expected one of: answer_correct, format, "
-            "constraint, unit_tests)");
-  EXPECT_EQ(spec_error("kind: format\nformat: 'regex:[a-'\n").rfind(
-                "task.yaml:2: task_completion.format: bad regular expression '[a-': ", 0),
+            "task.yaml:1: kind: expected one of answer_correct, format, constraint, unit_tests; got 'unit_test' "
+            "(did you mean 'unit_tests'?)");
+  EXPECT_EQ(spec_error("kind: format\nformat: 'regex:[a-'\n").rfind("task.yaml:2: format: bad regular expression '[a-': ", 0),
             0u);
   EXPECT_EQ(spec_error("kind: format\nformat: xml\n"),
-            "task.yaml:2: task_completion.format: unknown format 'xml' (expected number, integer, json or regex:<pattern>)");
+            "task.yaml:2: format: unknown format 'xml' (expected number, integer, json or regex:<pattern>)");
+  EXPECT_EQ(spec_error("kind: format\n"),
+            "task.yaml: missing required key 'format' (number, integer, json or regex:<pattern>)");
   EXPECT_EQ(spec_error("kind: constraint\nmax_word: 3\n"),
-            "task.yaml:2: task_completion.max_word: unknown key for kind constraint (valid: case_sensitive, kind, "
-            "max_chars, max_words, min_words, must_contain, must_not_contain)");
+            "task.yaml:2: max_word: unknown key for kind constraint (expected one of case_sensitive, kind, max_chars, "
+            "max_words, min_words, must_contain, must_not_contain; did you mean 'max_words'?)");
   EXPECT_EQ(spec_error("kind: constraint\nmax_words: many\n"),
-            "task.yaml:2: task_completion.max_words: expected a whole number of at least 0, got 'many'");
+            "task.yaml:2: max_words: expected an integer >= 0, got 'many'");
+  EXPECT_EQ(spec_error("kind: constraint\nmin_words: 5\nmax_words: 2\n"),
+            "task.yaml:2: min_words: 5 is more than max_words (2)");
+  EXPECT_EQ(spec_error("kind: constraint\nmust_contain: {a: 1}\n"),
+            "task.yaml:2: must_contain: expected a string or a list of strings, got a map");
   EXPECT_EQ(spec_error("kind: unit_tests\ntimeout_s: soon\n"),
-            "task.yaml:2: task_completion.timeout_s: expected a positive number, got 'soon'");
+            "task.yaml:2: timeout_s: expected a positive number, got 'soon'");
+  EXPECT_EQ(spec_error("kind: unit_tests\ncpu_s: 0\n"), "task.yaml:2: cpu_s: expected a positive number, got '0'");
+  EXPECT_EQ(spec_error("kind: unit_tests\nmemory_mb: 8\n"), "task.yaml:2: memory_mb: expected an integer >= 16, got '8'");
   EXPECT_EQ(spec_error("kind: answer_correct\nabs_tol: 0.1\n"),
-            "task.yaml:2: task_completion.abs_tol: a tolerance applies only with normalization: number");
+            "task.yaml:2: abs_tol: a tolerance applies only with normalization: number");
+  EXPECT_EQ(spec_error("kind: answer_correct\nnormalization: number\nrel_tol: -1\n"),
+            "task.yaml:3: rel_tol: expected a non-negative number, got '-1'");
   EXPECT_EQ(spec_error("normalization: squad\n"),
-            "task.yaml:1: task_completion: missing key 'kind' (expected answer_correct, format, constraint or unit_tests)");
+            "task.yaml: missing required key 'kind' (one of answer_correct, format, constraint, unit_tests)");
   EXPECT_EQ(spec_error("kind: constraint\n"),
-            "task.yaml:1: task_completion: a constraint needs at least one of min_words, max_words, max_chars, "
-            "must_contain, must_not_contain");
+            "task.yaml:1: a constraint needs at least one of min_words, max_words, max_chars, must_contain, "
+            "must_not_contain");
   EXPECT_EQ(spec_error("kind: [format\n").rfind("task.yaml:", 0), 0u);
+  EXPECT_EQ(spec_error("- kind: format\n"), "task.yaml:1: expected a map of keys at the top level, got a list");
 }
 
 TEST(Spec, LoadsFromAFileAtAKey) {
@@ -152,24 +163,37 @@ TEST(Spec, LoadsFromAFileAtAKey) {
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()),
-              file.string() + ": missing key 'eval.success' (expected a task completion spec under 'eval')");
+              file.string() + ":1: missing key 'eval.success' (expected a task completion spec under 'eval')");
   }
   fs::remove(file);
 }
 
-TEST(Spec, LocatorPlacesEveryMessage) {
-  // Inside an experiment config the text is a fragment; the locator knows where each key was set.
-  const KeyLocator locate = [](const std::string& key) { return "exp.yaml(" + key + ")"; };
+TEST(Spec, ReadsAMapInsideAConfig) {
+  // Inside an experiment config, every message names where its key was set, overrides included,
+  // and every key of the spec counts as read.
+  const std::string yaml = "evaluation:\n  task_completion:\n    test: {kind: constraint, must_contain: [a, 3]}\n";
+  const auto spec_at = [](const Config& config) {
+    return read_task_completion_spec(config.root().child("evaluation").child("task_completion").child("test"));
+  };
+  const Config config = Config::parse(yaml, "exp.yaml");
+  EXPECT_EQ(spec_at(config).constraint.must_contain, (std::vector<std::string>{"a", "3"}));
+  EXPECT_NO_THROW(config.check_all_keys_used());
   try {
-    parse_task_completion_spec("{kind: constraint, must_contain: [a, 3], case_sensitive: maybe}", locate,
-                               "evaluation.task_completion.test");
+    spec_at(Config::parse(yaml, "exp.yaml", ".", {"evaluation.task_completion.test.case_sensitive=maybe"}));
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()),
-              "exp.yaml(evaluation.task_completion.test.case_sensitive): evaluation.task_completion.test.case_sensitive: "
-              "expected true or false, got 'maybe'");
+              "override 'evaluation.task_completion.test.case_sensitive=maybe': "
+              "evaluation.task_completion.test.case_sensitive: expected a boolean (true or false), got 'maybe'");
   }
-  EXPECT_EQ(parse_task_completion_spec("{kind: format, format: json}", locate, "k").format.format, OutputFormat::json);
+  try {
+    spec_at(Config::parse(yaml, "exp.yaml", ".", {"evaluation.task_completion.test.kind=format"}));
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "exp.yaml:3: evaluation.task_completion.test.must_contain: unknown key for kind format (expected one of "
+              "format, kind)");
+  }
 }
 
 TEST(Spec, DescribeSaysWhatIsChecked) {

@@ -19,6 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using chorus::Error;
 using chorus::Config;
+using chorus::ConfigValueKind;
 using chorus::ConfigView;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -250,6 +251,11 @@ TEST(ConfigReads, RangesAndChoices) {
   EXPECT_DOUBLE_EQ(root.get_double("lr", {}, {}, 2.0), 1.5);
   EXPECT_THAT(error_of([&] { root.get_int("missing", {}, {}, 3); }),
               HasSubstr("missing required key 'missing' (an integer <= 3)"));
+  // A value of the wrong type is told the range too.
+  EXPECT_THAT(error_of([&] { root.get_int("kind", 0, 0); }),
+              HasSubstr("exp.yaml:3: kind: expected an integer >= 0, got 'brige'"));
+  EXPECT_THAT(error_of([&] { root.get_double("kind", {}, {}, 1.0); }),
+              HasSubstr("exp.yaml:3: kind: expected a number <= 1, got 'brige'"));
   EXPECT_THAT(error_of([&] { root.get_choice("kind", {"bridge", "hidden"}); }),
               HasSubstr("exp.yaml:3: kind: expected one of bridge, hidden; got 'brige' (did you mean 'bridge'?)"));
   EXPECT_THAT(error_of([&] { root.get_choice("kind", {"sum", "mean"}); }), Not(HasSubstr("did you mean")));
@@ -401,6 +407,41 @@ TEST_F(ConfigFiles, ResolvedYamlRoundTrips) {
   EXPECT_EQ(trainer.get<std::string>("note"), "");
   EXPECT_FALSE(again.root().has("include"));
   EXPECT_THAT(again.origin("trainer.steps"), HasSubstr("resolved.yaml:"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks a consumer makes itself.
+
+TEST(ConfigReads, KindsDescriptionsAndErrorsForConsumers) {
+  const Config config = Config::parse("a: 3\nb: [1, [0, 1]]\nc: {d: x}\ne: ~\n", "exp.yaml", ".", {"c.f=7"});
+  const ConfigView root = config.root();
+  EXPECT_EQ(root.kind_of("a"), ConfigValueKind::scalar);
+  EXPECT_EQ(root.kind_of("b"), ConfigValueKind::list);
+  EXPECT_EQ(root.kind_of("c"), ConfigValueKind::map);
+  EXPECT_EQ(root.kind_of("e"), ConfigValueKind::absent);
+  EXPECT_EQ(root.kind_of("zz"), ConfigValueKind::absent);
+  EXPECT_EQ(root.describe("a"), "'3'");
+  EXPECT_EQ(root.describe("b"), "a list");
+  EXPECT_EQ(root.describe("e"), "null");
+  EXPECT_EQ(root.describe("zz"), "nothing");
+  EXPECT_EQ(std::string(root.error("a", "must be even").what()), "exp.yaml:1: a: must be even");
+  EXPECT_EQ(std::string(root.child("c").error("f", "too big").what()), "override 'c.f=7': c.f: too big");
+  // List items of any kind through "key[i]" paths.
+  EXPECT_EQ(root.list_size("b"), 2u);
+  EXPECT_EQ(root.get<int>("b[0]"), 1);
+  EXPECT_THAT(root.get<std::vector<int64_t>>("b[1]"), ElementsAre(0, 1));
+  EXPECT_THAT(error_of([&] { root.list_size("a"); }), HasSubstr("exp.yaml:1: a: expected a list, got '3'"));
+  EXPECT_THAT(error_of([&] { root.list_size("zz"); }), HasSubstr("exp.yaml: missing required key 'zz' (a list)"));
+  // Allowed keys, with a suggestion for a near miss.
+  EXPECT_NO_THROW(root.child("c").check_keys({"d", "f"}));
+  EXPECT_EQ(error_of([&] { root.child("c").check_keys({"d", "g"}, "of a thing"); }),
+            "override 'c.f=7': c.f: unknown key of a thing (expected one of d, g; did you mean 'd'?)");
+  const Config typo = Config::parse("trainer:\n  steps: 3\n  lerning_rate: 1\n", "exp.yaml");
+  EXPECT_EQ(error_of([&] { typo.root().child("trainer").check_keys({"learning_rate", "steps"}); }),
+            "exp.yaml:3: trainer.lerning_rate: unknown key (expected one of learning_rate, steps; did you mean "
+            "'learning_rate'?)");
+  EXPECT_EQ(error_of([&] { typo.root().child("trainer").check_keys({"steps"}); }),
+            "exp.yaml:3: trainer.lerning_rate: unknown key (expected steps)");
 }
 
 }  // namespace

@@ -457,12 +457,18 @@ TEST_F(KvRouterTest, ConfigErrorsOfMechanismArmsNameTheKey) {
   expect(
       "router.arms.rules={kind: consensus, agents: [kv, math], rules: [{when: number, prefer: "
       "judge}]}",
-      "router.arms.rules.rules: consensus rule 0 (when 'number', prefer 'judge'): prefers "
-      "unknown responder 'judge'");
+      "router.arms.rules.rules[0].prefer: unknown responder 'judge' (expected one of majority, kv, "
+      "math)");
   expect(
       "router.arms.rules={kind: consensus, agents: [kv, math], rules: [{when: odd, prefer: kv}]}",
-      "router.arms.rules.rules: consensus rule 0 (when 'odd', prefer 'kv'): unknown predicate");
-  expect("router.arms.rules={kind: consensus, agents: [kv, math]}", "router.arms.rules.rules");
+      "router.arms.rules.rules[0].when: unknown predicate 'odd' (expected number, any or "
+      "regex:<pattern>)");
+  expect("router.arms.rules={kind: consensus, agents: [kv, math]}",
+         "missing required key 'router.arms.rules.rules' (a list of maps)");
+  expect("router.arms.rules={kind: consensus, agents: [kv, math], rules: [{when: any, prefer: kv, "
+         "otherwise: math}]}",
+         "router.arms.rules.rules[0].otherwise: unknown key of a consensus rule (expected one of "
+         "prefer, when)");
   expect("router.arms.mbr={kind: vote, agents: [kv, math], rule: mbr, utility: bleu}",
          "router.arms.mbr.utility: expected one of token_f1, exact_match");
   expect("router.arms.v={kind: vote, agents: [kv, kv]}",
@@ -486,19 +492,20 @@ TEST_F(KvRouterTest, ConfigErrorsOfMechanismArmsNameTheKey) {
          "router.arms.gs.agents: an arm of kind graph_select needs at least two agents, got 1");
   expect("router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 8, adjacency: {kv: "
          "[kv, judge]}}}",
-         "router.arms.gs.graph.adjacency.kv: unknown node 'judge' (nodes: kv, math)");
+         "router.arms.gs.graph.adjacency.kv[1]: unknown node 'judge' (nodes: kv, math)");
   expect("router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 8, adjacency: [[1, "
          "1]]}}",
          "router.arms.gs.graph.adjacency: expected 2 rows (one per node), got 1");
   expect("router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 8, hops: 2, "
          "adjacency: {kv: [kv]}}}",
-         "router.arms.gs.graph: unknown key 'hops'");
+         "router.arms.gs.graph.hops: unknown key (expected one of adjacency, dim, head_dim, heads, "
+         "seed, steps)");
   expect("router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 8, heads: two, "
          "adjacency: {kv: [kv]}}}",
          "router.arms.gs.graph.heads: expected an integer");
   expect("router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 9, heads: 2, "
          "adjacency: {kv: [kv]}}}",
-         "router.arms.gs.graph: graph attention: dim 9 is not divisible by heads 2");
+         "router.arms.gs.graph.heads: dim 9 is not divisible by heads 2; give head_dim");
   expect("router.arms.gs={kind: graph_select, agents: [kv, math], graph: {dim: 8, adjacency: {kv: "
          "[kv]}}, train: {step: 3}}",
          "unknown key 'router.arms.gs.train.step' (did you mean 'router.arms.gs.train.steps'?)");

@@ -251,13 +251,13 @@ TEST_F(MultiSourceTest, ConfigMistakesFailBeforeAnyWork) {
   fails_with({"evaluation.mechanisms={gs: {kind: graph_select, agents: [en_de], " + graph + "}}"},
              "evaluation.mechanisms.gs.agents: expected at least two agents");
   fails_with({"evaluation.mechanisms={gs: {kind: graph_select, graph: {dim: 8, adjacency: {en_de: [es_de]}}}}"},
-             "evaluation.mechanisms.gs.graph.adjacency.en_de: unknown node 'es_de' (nodes: en_de, fr_de)");
+             "evaluation.mechanisms.gs.graph.adjacency.en_de[0]: unknown node 'es_de' (nodes: en_de, fr_de)");
   fails_with({"evaluation.mechanisms={gs: {kind: graph_select, graph: {dim: 8, adjacency: [[1, 1]]}}}"},
              "evaluation.mechanisms.gs.graph.adjacency: expected 2 rows (one per node), got 1");
   fails_with({"evaluation.mechanisms={gs: {kind: graph_select, graph: {dim: 8, hops: 2, adjacency: {en_de: [en_de]}}}}"},
-             "evaluation.mechanisms.gs.graph: unknown key 'hops'");
+             "evaluation.mechanisms.gs.graph.hops: unknown key (expected one of adjacency, dim, head_dim, heads, seed, steps)");
   fails_with({"evaluation.mechanisms={gs: {kind: graph_select, graph: {dim: 9, heads: 2, adjacency: {en_de: [en_de]}}}}"},
-             "evaluation.mechanisms.gs.graph: graph attention: dim 9 is not divisible by heads 2");
+             "evaluation.mechanisms.gs.graph.heads: dim 9 is not divisible by heads 2; give head_dim");
   fails_with({"evaluation.mechanisms={gs: {kind: graph_select, " + graph + ", train: {stesp: 3}}}"},
              "did you mean 'evaluation.mechanisms.gs.train.steps'");
   fails_with({"evaluation.mechanisms={gs: {kind: graph_select, " + graph + ", train: {examples: 0}}}"},

@@ -66,13 +66,19 @@ TEST(TaskCompletionConfig, ErrorsNameTheFileLineAndKey) {
                                    "      max_words: many\n",
                                    "exp.yaml"));
               }),
-              HasSubstr("exp.yaml:5: evaluation.task_completion.kv_subs.max_words: expected a whole number"));
+              HasSubstr("exp.yaml:5: evaluation.task_completion.kv_subs.max_words: expected an integer >= 0, got 'many'"));
   // An unknown key inside a spec.
   EXPECT_THAT(error_of([] {
                 read(Config::parse("evaluation:\n  task_completion:\n    kv_subs: {kind: format, formt: integer}\n",
                                    "exp.yaml"));
               }),
-              HasSubstr("evaluation.task_completion.kv_subs.formt: unknown key for kind format"));
+              HasSubstr("exp.yaml:3: evaluation.task_completion.kv_subs.formt: unknown key for kind format "
+                        "(expected one of format, kind; did you mean 'format'?)"));
+  // A spec that is not a map.
+  EXPECT_THAT(error_of([] {
+                read(Config::parse("evaluation:\n  task_completion:\n    kv_subs: integer\n", "exp.yaml"));
+              }),
+              HasSubstr("exp.yaml:3: evaluation.task_completion.kv_subs: expected a map, got 'integer'"));
   // A value set by an override is located there.
   EXPECT_THAT(error_of([] {
                 read(Config::parse("evaluation:\n  task_completion:\n    kv_subs: {kind: format, format: integer}\n",

@@ -6,7 +6,9 @@
 #include <set>
 
 #include "collab/responder.h"
+#include "collab/systems.h"
 #include "common/error.h"
+#include "experiment/generation_config.h"
 #include "experiment/scoring.h"
 #include "train/kv_agents.h"
 #include "train/task_completion_config.h"
@@ -76,7 +78,11 @@ AgentSpec read_agent(const ConfigView& v, const std::string& name, const std::ma
     }
     a.prompts[task] = text;
   }
-  if (v.has("generation")) a.generation = std::make_shared<ConfigView>(v.child("generation"));
+  if (v.has("generation")) {
+    // Checked now (types, ranges, unknown keys); applied over the model's own defaults once it is loaded.
+    a.generation = std::make_shared<ConfigView>(v.child("generation"));
+    (void)read_generation(*a.generation, model::GenerationOptions{});
+  }
   a.device = v.get<std::string>("device", std::string("cpu"));
   return a;
 }

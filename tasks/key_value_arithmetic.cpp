@@ -61,7 +61,7 @@ KeyValueArithmeticOptions checked(const KeyValueArithmeticOptions& o) {
 
 }  // namespace
 
-KeyValueArithmetic::KvArithmetic(const KeyValueArithmeticOptions& options)
+KeyValueArithmetic::KeyValueArithmetic(const KeyValueArithmeticOptions& options)
     : options_(checked(options)),
       tokenizer_([&] {
         std::mt19937_64 rng(options.seed * 0x9E3779B97F4A7C15ULL + 17);

@@ -136,7 +136,7 @@ SystemRecipe read_graph_select(const ConfigView& v, const std::string& name, con
   CHORUS_CHECK(recipe->agents.size() >= 2, v.origin("agents"), ": ", v.key_path("agents"),
                ": graph selection needs at least two agents");
   for (const auto& a : recipe->agents) c.check_agent(v, "agents", a);
-  recipe->graph = collab::graph_attention_from_config(v.child_or_empty("graph"), recipe->agents);
+  recipe->graph = collab::graph_attention_from_config(v.child_or_empty("graph"), recipe->agents, /*complete_by_default=*/true);
   const auto train = v.child("train");
   recipe->task = train.get<std::string>("task");
   const auto& task = c.task(train, "task", recipe->task);

@@ -72,8 +72,12 @@ collab::VotingOptions read_voting(const ConfigView& v, const std::vector<std::st
   return o;
 }
 
+// A system's generation overrides: checked now, applied over the member's options when built.
 std::shared_ptr<ConfigView> generation_overrides(const ConfigView& v) {
-  return v.has("generation") ? std::make_shared<ConfigView>(v.child("generation")) : nullptr;
+  if (!v.has("generation")) return nullptr;
+  auto view = std::make_shared<ConfigView>(v.child("generation"));
+  (void)read_generation(*view, model::GenerationOptions{});
+  return view;
 }
 
 SystemRecipe read_agent_system(const ConfigView& v, const std::string& name, const ReadContext& c) {

@@ -1,8 +1,6 @@
 // Agents from folders, checkpoints or the pretrained-agent cache.
 #include "experiment/agents.h"
 
-#include <torch/cuda.h>
-
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -15,17 +13,6 @@
 
 namespace chorus::experiment {
 namespace {
-
-void check_device(const AgentSpec& a) {
-  const auto& d = a.device;
-  if (d == "cpu") return;
-  const bool cuda = d == "cuda" || d.rfind("cuda:", 0) == 0;
-  CHORUS_CHECK(cuda, "agents.", a.name, ".device: unknown device '", d, "' (expected cpu, cuda or cuda:N)");
-  CHORUS_CHECK(torch::cuda::is_available(), "agents.", a.name, ".device: '", d,
-               "' asked for, but this machine has no CUDA device (use device: cpu)");
-  throw Error("agents." + a.name + ".device: '" + d +
-              "': agents run on the CPU in this version; CUDA placement of agents is not implemented yet");
-}
 
 collab::Agent load(const AgentSpec& a, const std::filesystem::path& path) {
   if (std::filesystem::is_directory(path)) return collab::load_agent(a.name, path, a.role, a.prompt_template);
@@ -47,7 +34,6 @@ collab::Agent load(const AgentSpec& a, const std::filesystem::path& path) {
 BuiltAgents build_agents(const ExperimentSpec& spec, const std::filesystem::path& run_folder, bool resume,
                          bool quiet) {
   BuiltAgents out;
-  for (const auto& a : spec.agents) check_device(a);
   for (const auto& a : spec.agents) {
     const auto start = std::chrono::steady_clock::now();
     std::filesystem::path path = a.model;

@@ -1,6 +1,8 @@
 // Reading an experiment: agents, tasks, evaluation, then every system through its kind's reader.
 #include "experiment/spec.h"
 
+#include <torch/cuda.h>
+
 #include <algorithm>
 #include <functional>
 #include <set>
@@ -27,13 +29,7 @@ std::string joined(const std::vector<std::string>& names) {
 // config inline.
 train::TextAgentSpec read_pretrain(const ConfigView& agent, const std::string& name, std::shared_ptr<Config>* keep) {
   ConfigView root = agent;
-  bool inline_block = true;
-  try {
-    (void)agent.child("pretrain");
-  } catch (const Error&) {
-    inline_block = false;
-  }
-  if (inline_block) {
+  if (agent.kind_of("pretrain") == ConfigValueKind::map) {
     root = agent.child("pretrain");
   } else {
     const auto path = agent.get_path("pretrain", true);
@@ -44,6 +40,18 @@ train::TextAgentSpec read_pretrain(const ConfigView& agent, const std::string& n
   spec.name = name;
   if (*keep) (*keep)->check_all_keys_used();
   return spec;
+}
+
+// cpu, or a CUDA device that exists: checked before any work.
+void check_device(const ConfigView& v, const std::string& d) {
+  if (d == "cpu") return;
+  const bool cuda = d == "cuda" || d.rfind("cuda:", 0) == 0;
+  CHORUS_CHECK(cuda, v.origin("device"), ": ", v.key_path("device"), ": unknown device '", d,
+               "' (expected cpu, cuda or cuda:N)");
+  CHORUS_CHECK(torch::cuda::is_available(), v.origin("device"), ": ", v.key_path("device"), ": '", d,
+               "' asked for, but this machine has no CUDA device (use device: cpu)");
+  throw Error(v.origin("device") + ": " + v.key_path("device") + ": '" + d +
+              "': agents run on the CPU in this version; placing them on CUDA devices is not implemented yet");
 }
 
 AgentSpec read_agent(const ConfigView& v, const std::string& name, const std::map<std::string, tasks::Task>& tasks) {
@@ -84,6 +92,7 @@ AgentSpec read_agent(const ConfigView& v, const std::string& name, const std::ma
     (void)read_generation(*a.generation, model::GenerationOptions{});
   }
   a.device = v.get<std::string>("device", std::string("cpu"));
+  check_device(v, a.device);
   return a;
 }
 

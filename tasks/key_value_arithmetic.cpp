@@ -172,13 +172,7 @@ Task generate(const ConfigView& view, const std::string& name, uint64_t seed) {
   for (const auto& split : splits.keys()) {
     int64_t count = 0;
     uint64_t stream = stable_stream(name, split);
-    bool is_map = true;
-    try {
-      (void)splits.child(split);
-    } catch (const Error&) {
-      is_map = false;
-    }
-    if (is_map) {
+    if (splits.kind_of(split) == ConfigValueKind::map) {
       const auto s = splits.child(split);
       count = s.get_int("examples", std::nullopt, 1);
       stream = static_cast<uint64_t>(s.get_int("stream", static_cast<int64_t>(stream), 0));

@@ -197,30 +197,17 @@ std::vector<Example> read_text_split(const ConfigView& split) {
     files.push_back(path.string());
   }
   std::vector<std::vector<std::string>> references;
-  if (split.has("references")) {
-    std::vector<std::string> paths;
-    try {
-      paths = {split.get_path("references", true).string()};
-    } catch (const Error&) {
-      for (const auto& p : split.get<std::vector<std::string>>("references")) paths.push_back(p);
-    }
-    for (auto p : paths) {
-      std::filesystem::path path(p);
-      if (path.is_relative()) {
-        // Relative to the config file that set the key, like every other path.
-        // (an override's paths are relative to the current directory).
-        const auto origin = split.origin("references");
-        const auto colon = origin.rfind(':');
-        if (origin.rfind("override", 0) != 0 && colon != std::string::npos) {
-          path = std::filesystem::path(origin.substr(0, colon)).parent_path() / path;
-        }
-        path = std::filesystem::absolute(path).lexically_normal();
-      }
-      CHORUS_CHECK(std::filesystem::is_regular_file(path), split.origin("references"), ": ",
-                   split.key_path("references"), ": file '", p, "' does not exist (resolved to '", path.string(), "')");
+  if (split.kind_of("references") == ConfigValueKind::list) {
+    const auto count = split.get<std::vector<std::string>>("references").size();
+    for (size_t r = 0; r < count; ++r) {  // each resolved against the file that set it
+      const auto path = split.get_path("references[" + std::to_string(r) + "]", true);
       references.push_back(data_lines(path));
       files.push_back(path.string());
     }
+  } else if (split.has("references")) {
+    const auto path = split.get_path("references", true);
+    references.push_back(data_lines(path));
+    files.push_back(path.string());
   }
   CHORUS_CHECK(!columns.empty(), split.origin(""), ": ", split.path(),
                ": expected at least one field file (e.g. input: test.en)");
@@ -252,14 +239,7 @@ Task read_file_task(const ConfigView& view, const std::string& name) {
                ": expected at least one split (e.g. test: data/test.jsonl)");
   // A split is a file (jsonl, tsv) or a map of line-aligned files (text).
   std::string guessed = "text";
-  const bool first_is_map = [&] {
-    try {
-      (void)splits.child(split_names.front());
-      return true;
-    } catch (const Error&) {
-      return false;
-    }
-  }();
+  const bool first_is_map = splits.kind_of(split_names.front()) == ConfigValueKind::map;
   if (!first_is_map) guessed = guess_format(splits.get_path(split_names.front(), true));
   const auto format = format_of(view.get_choice("format", {"jsonl", "tsv", "text"}, guessed));
 
@@ -270,12 +250,10 @@ Task read_file_task(const ConfigView& view, const std::string& name) {
     if (map.fields.empty()) map.fields.emplace_back("input", format == Format::tsv && !view.get<bool>("header", false)
                                                                  ? "0"
                                                                  : "input");
-    if (view.has("references")) {
-      try {
-        map.references = {view.get<std::string>("references")};
-      } catch (const Error&) {
-        map.references = view.get<std::vector<std::string>>("references");
-      }
+    if (view.kind_of("references") == ConfigValueKind::list) {
+      map.references = view.get<std::vector<std::string>>("references");
+    } else if (view.has("references")) {
+      map.references = {view.get<std::string>("references")};
     }
   }
   const bool header = format == Format::tsv ? view.get<bool>("header", false) : false;

@@ -16,6 +16,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/text/utf8.h"
 
 namespace fs = std::filesystem;
 
@@ -35,6 +36,7 @@ struct ConfigState {
   std::map<std::string, Origin> origins;  // full key path -> where it was set
   std::set<std::string> known;            // key paths some consumer asked for
   std::map<std::string, std::string> resolved_paths;  // key path -> absolute path, for paths read by get_path
+  size_t includes = 0;                    // files included while loading
   mutable std::mutex mutex;               // views may be read from several threads
 };
 
@@ -126,6 +128,13 @@ std::optional<YAML::Node> find_node(const ConfigState& state, const std::string&
 
 bool is_present(const std::optional<YAML::Node>& node) { return node && !node->IsNull(); }
 
+// Whether a file exists; a name that cannot be looked up (too long, in a folder that cannot be
+// searched) does not.
+bool file_exists(const fs::path& path) {
+  std::error_code error;
+  return fs::exists(path, error);
+}
+
 std::string describe_node(const YAML::Node& node) {
   if (node.IsMap()) return "a map";
   if (node.IsSequence()) return "a list";
@@ -178,17 +187,49 @@ struct Source {
   }
 };
 
-// Records the origin of every key and list element under `node` (whose path is `prefix`);
-// checks key names and duplicates on the way.
+// A key path for a message: valid UTF-8, at most 80 bytes and an ellipsis.
+std::string shown_key(const std::string& prefix, const std::string& key) {
+  const std::string path = join_key(prefix, key);
+  return path.size() <= 80 ? to_valid_utf8(path) : to_valid_utf8(path.substr(0, 80)) + "...";
+}
+
+// Limits that keep a broken or hostile document from exhausting the stack, the memory or the time of
+// whoever reads it (a config is a few hundred values, nested a few levels).
+constexpr size_t kMaxDepth = 64;               // maps and lists inside each other
+constexpr size_t kMaxValues = 100000;          // values in one source, counting every use of an alias
+constexpr std::uintmax_t kMaxFileBytes = 16u << 20;
+constexpr size_t kMaxIncludes = 256;           // files included, in all
+constexpr size_t kMaxKeyBytes = 200;           // a key name
+
+// Records the origin of every key and list element under `node` (whose path is `prefix`, `depth`
+// levels down); checks key names, duplicates, the nesting depth and the number of values on the way.
+// The walk follows aliases, so an alias inside the node it names ends at the depth limit.
 void record_origins(const YAML::Node& node, const std::string& prefix, const Source& source, Origins& out,
-                    bool skip_include) {
+                    bool skip_include, size_t depth, size_t& values) {
+  if (node.IsScalar()) {
+    // YAML is Unicode text; invalid bytes would come back as U+FFFD from the saved config.
+    const auto invalid = find_invalid_utf8(node.Scalar());
+    CHORUS_CHECK(!invalid, source.where(node), ": ", prefix.empty() ? "the value" : prefix,
+                 ": not valid UTF-8 (byte ", invalid.value_or(0) + 1, " of the value)");
+    return;
+  }
+  const auto count = [&](const YAML::Node& child, const std::string& path) {
+    CHORUS_CHECK(++values <= kMaxValues, source.where(child), ": ", path, ": more than ", kMaxValues,
+                 " values in one document (an alias repeated many times?)");
+    CHORUS_CHECK(depth + 1 <= kMaxDepth || !(child.IsMap() || child.IsSequence()), source.where(child), ": ",
+                 path, ": nested deeper than ", kMaxDepth, " levels (or an alias inside the map or list it names)");
+  };
   if (node.IsMap()) {
     std::map<std::string, std::string> seen;
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key_node = it->first;
+      const YAML::Node key_node = it->first;  // a copy: `it->` gives a temporary
       CHORUS_CHECK(key_node.IsScalar(), source.where(key_node), ": ", prefix.empty() ? "" : prefix + ": ",
                    "keys must be plain names, got ", describe_node(key_node));
       const std::string key = key_node.Scalar();
+      CHORUS_CHECK(!find_invalid_utf8(key), source.where(key_node), ": key '", shown_key(prefix, key),
+                   "': not valid UTF-8");
+      CHORUS_CHECK(key.size() <= kMaxKeyBytes, source.where(key_node), ": key '", shown_key(prefix, key),
+                   "': a key name is at most ", kMaxKeyBytes, " bytes, got ", key.size());
       CHORUS_CHECK(valid_key_name(key), source.where(key_node), ": key '", join_key(prefix, key),
                    "': a key name must be non-empty and free of '.', '[', ']' and '=' (they separate key paths)");
       const std::string where = source.where(key_node);
@@ -197,16 +238,42 @@ void record_origins(const YAML::Node& node, const std::string& prefix, const Sou
                    previous->second, ")");
       if (skip_include && key == "include") continue;
       const std::string path = join_key(prefix, key);
+      const YAML::Node value = it->second;
+      count(value, path);
       out[path] = Origin{where, source.dir};
-      record_origins(it->second, path, source, out, false);
+      record_origins(value, path, source, out, false, depth + 1, values);
     }
   } else if (node.IsSequence()) {
     for (size_t i = 0; i < node.size(); ++i) {
       const std::string path = join_index(prefix, i);
-      out[path] = Origin{source.where(node[i]), source.dir};
-      record_origins(node[i], path, source, out, false);
+      const YAML::Node item = node[i];
+      count(item, path);
+      out[path] = Origin{source.where(item), source.dir};
+      record_origins(item, path, source, out, false, depth + 1, values);
     }
   }
+}
+
+// A copy of `node` (checked by record_origins) in which every alias is expanded into a node of its
+// own, so that merging or overriding one place never changes another. Tags are kept (a quoted
+// scalar stays a string); marks are not needed any more, the origins hold them.
+YAML::Node expand_aliases(const YAML::Node& node) {
+  if (node.IsMap()) {
+    YAML::Node out(YAML::NodeType::Map);
+    for (auto it = node.begin(); it != node.end(); ++it) out[it->first.Scalar()] = expand_aliases(it->second);
+    return out;
+  }
+  if (node.IsSequence()) {
+    YAML::Node out(YAML::NodeType::Sequence);
+    for (size_t i = 0; i < node.size(); ++i) out.push_back(expand_aliases(node[i]));
+    return out;
+  }
+  if (node.IsScalar()) {
+    YAML::Node out(node.Scalar());
+    out.SetTag(node.Tag());
+    return out;
+  }
+  return YAML::Node(YAML::NodeType::Null);
 }
 
 bool has_path_prefix(const std::string& path, const std::string& prefix) {
@@ -236,7 +303,7 @@ void merge_map(ConfigState& state, YAML::Node dst, const YAML::Node& src, const 
     const std::string key = it->first.Scalar();
     if (skip_include && key == "include") continue;
     const std::string path = join_key(prefix, key);
-    const YAML::Node& value = it->second;
+    const YAML::Node value = it->second;  // a copy: `it->` gives a temporary
     const YAML::Node& const_dst = dst;
     const YAML::Node existing = const_dst[key];
     if (existing.IsDefined() && existing.IsMap() && value.IsMap()) {
@@ -250,20 +317,46 @@ void merge_map(ConfigState& state, YAML::Node dst, const YAML::Node& src, const 
   }
 }
 
-std::string read_text(const fs::path& path) {
+// The text of a config file, at most kMaxFileBytes (read in full: files in /proc say they are empty).
+std::string read_text(const fs::path& path, const std::string& display) {
   std::ifstream in(path, std::ios::binary);
-  CHORUS_CHECK(in, "cannot read config file '", path.string(), "'");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  CHORUS_CHECK(in, "cannot read config file '", display, "'");
+  std::string text;
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    text.append(buffer, static_cast<size_t>(in.gcount()));
+    CHORUS_CHECK(text.size() <= kMaxFileBytes, "config file '", display, "' is larger than ", kMaxFileBytes >> 20,
+                 " MiB; a config is a few kilobytes");
+  }
+  CHORUS_CHECK(in.eof(), "cannot read config file '", display, "'");
+  return text;
+}
+
+// fs::weakly_canonical without the exception (a name too long, a loop of symbolic links): an Error
+// that names the file and says why.
+fs::path canonical_path(const fs::path& path, const std::string& where, const std::string& what) {
+  std::error_code error;
+  fs::path canonical = fs::weakly_canonical(path, error);
+  CHORUS_CHECK(!error, where, what, " '", path.string(), "' cannot be resolved: ", error.message());
+  return canonical;
+}
+
+// The type of a file, or an Error naming it (a name too long, a folder that cannot be searched).
+fs::file_status file_status(const fs::path& path, const std::string& where, const std::string& what) {
+  std::error_code error;
+  const fs::file_status status = fs::status(path, error);
+  CHORUS_CHECK(!error || status.type() == fs::file_type::not_found, where, what, " '", path.string(),
+               "' cannot be read: ", error.message());
+  return status;
 }
 
 YAML::Node parse_yaml(const std::string& text, const std::string& display) {
   try {
     return YAML::Load(text);
   } catch (const YAML::Exception& e) {
+    if (e.mark.is_null()) throw Error(chorus::detail::concat(display, ": YAML syntax error: ", e.msg));
     throw Error(chorus::detail::concat(display, ":", e.mark.line + 1, ":", e.mark.column + 1,
-                               ": YAML syntax error: ", e.msg));
+                                       ": YAML syntax error: ", e.msg));
   }
 }
 
@@ -312,13 +405,18 @@ void merge_file(ConfigState& state, const YAML::Node& doc, const FileRef& file, 
     const fs::path display_path =
         relative.is_absolute() ? relative : (file.display_dir / relative).lexically_normal();
     const std::string display = display_path.generic_string();
-    const fs::path canonical = fs::weakly_canonical(real);
+    const fs::path canonical = canonical_path(real, where, ": included file");
     for (const fs::path& open : chain_real) {
       CHORUS_CHECK(open != canonical, where, ": include cycle: ", chain_text(chain, display));
     }
-    CHORUS_CHECK(fs::is_regular_file(real), where, ": included file '", name, "' does not exist (resolved to '",
+    const fs::file_status status = file_status(real, where, ": included file");
+    CHORUS_CHECK(fs::exists(status), where, ": included file '", name, "' does not exist (resolved to '",
                  canonical.string(), "')");
-    const YAML::Node included = parse_yaml(read_text(real), display);
+    CHORUS_CHECK(fs::is_regular_file(status), where, ": included file '", name, "' is not a regular file (resolved to '",
+                 canonical.string(), "')");
+    CHORUS_CHECK(++state.includes <= kMaxIncludes, where, ": more than ", kMaxIncludes,
+                 " files included in all (one file included from many places?)");
+    const YAML::Node included = parse_yaml(read_text(real, display), display);
     chain.push_back(display);
     chain_real.push_back(canonical);
     merge_file(state, included, FileRef{display, display_path.parent_path(), canonical.parent_path()}, chain,
@@ -328,8 +426,9 @@ void merge_file(ConfigState& state, const YAML::Node& doc, const FileRef& file, 
   }
 
   Origins own;
-  record_origins(doc, "", source, own, /*skip_include=*/true);
-  merge_map(state, state.doc, doc, "", own, /*skip_include=*/true);
+  size_t values = 0;
+  record_origins(doc, "", source, own, /*skip_include=*/true, 0, values);
+  merge_map(state, state.doc, expand_aliases(doc), "", own, /*skip_include=*/true);
 }
 
 std::string trim(const std::string& text) {
@@ -341,7 +440,7 @@ std::string trim(const std::string& text) {
 
 // Applies one "a.b.c=value" override: the value replaces whatever was at the key.
 void apply_override(ConfigState& state, const std::string& text) {
-  const std::string quoted = "override '" + text + "'";
+  const std::string quoted = "override '" + to_valid_utf8(text) + "'";
   const size_t eq = text.find('=');
   CHORUS_CHECK(eq != std::string::npos, quoted, ": expected key.path=value (e.g. trainer.lr=0.001)");
   const std::string key = trim(text.substr(0, eq));
@@ -349,6 +448,13 @@ void apply_override(ConfigState& state, const std::string& text) {
   const auto steps = parse_key_path(key);
   CHORUS_CHECK(steps, quoted, ": '", key,
                "' is not a key path (expected names separated by '.', list items as name[0])");
+  CHORUS_CHECK(steps->size() <= kMaxDepth, quoted, ": the key path is deeper than ", kMaxDepth, " levels");
+  for (const Step& step : *steps) {
+    if (step.is_index) continue;
+    CHORUS_CHECK(!find_invalid_utf8(step.key), quoted, ": key '", shown_key("", step.key), "': not valid UTF-8");
+    CHORUS_CHECK(step.key.size() <= kMaxKeyBytes, quoted, ": key '", shown_key("", step.key), "': a key name is at most ",
+                 kMaxKeyBytes, " bytes, got ", step.key.size());
+  }
 
   YAML::Node value;
   const std::string value_text = trim(text.substr(eq + 1));
@@ -380,13 +486,14 @@ void apply_override(ConfigState& state, const std::string& text) {
     }
     if (last) {
       erase_origins(state.origins, path);
-      record_origins(value, path, source, value_origins, false);
+      size_t values = 0;
+      record_origins(value, path, source, value_origins, false, steps->size(), values);
       copy_origins(state.origins, value_origins, path);
       state.origins[path] = Origin{quoted, source.dir};
       if (step.is_index) {
-        cur[step.index] = value;
+        cur[step.index] = expand_aliases(value);
       } else {
-        cur[step.key] = value;
+        cur[step.key] = expand_aliases(value);
       }
       return;
     }
@@ -597,10 +704,11 @@ Config::Config(std::shared_ptr<detail::ConfigState> state) : state_(std::move(st
 
 Config Config::load(const fs::path& path, const std::vector<std::string>& overrides) {
   const std::string display = path.lexically_normal().generic_string();
-  CHORUS_CHECK(fs::exists(path), "config file '", display, "' does not exist");
-  CHORUS_CHECK(fs::is_regular_file(path), "config file '", display, "' is not a regular file");
-  const fs::path real = fs::weakly_canonical(path);
-  const YAML::Node doc = parse_yaml(read_text(path), display);
+  const fs::file_status status = file_status(path, "", "config file");
+  CHORUS_CHECK(fs::exists(status), "config file '", display, "' does not exist");
+  CHORUS_CHECK(fs::is_regular_file(status), "config file '", display, "' is not a regular file");
+  const fs::path real = canonical_path(path, "", "config file");
+  const YAML::Node doc = parse_yaml(read_text(path, display), display);
   return Config(build(doc, FileRef{display, path.lexically_normal().parent_path(), real.parent_path()}, real,
                       overrides));
 }
@@ -622,8 +730,11 @@ void emit(YAML::Emitter& out, const YAML::Node& node, const std::string& prefix,
   if (node.IsMap()) {
     out << YAML::BeginMap;
     for (auto it = node.begin(); it != node.end(); ++it) {
-      out << YAML::Key << it->first.Scalar() << YAML::Value;
-      emit(out, it->second, join_key(prefix, it->first.Scalar()), resolved);
+      // Keys are at most kMaxKeyBytes of valid UTF-8, so even escaped they stay within YAML's
+      // 1024 characters for a plain "key:".
+      const std::string key = it->first.Scalar();
+      out << YAML::Key << key << YAML::Value;
+      emit(out, it->second, join_key(prefix, key), resolved);
     }
     out << YAML::EndMap;
   } else if (node.IsSequence()) {
@@ -839,7 +950,7 @@ fs::path ConfigView::get_path(const std::string& key, bool must_exist, std::opti
   const auto node = find_node(*state_, path);
   if (!is_present(node)) {
     if (!fallback) throw_missing(*state_, path, "a path");
-    CHORUS_CHECK(!must_exist || fs::exists(*fallback), origin_of(*state_, parent_path(path)), ": ", path,
+    CHORUS_CHECK(!must_exist || file_exists(*fallback), origin_of(*state_, parent_path(path)), ": ", path,
                  ": the default file '", fallback->string(), "' does not exist");
     return *fallback;
   }
@@ -847,7 +958,7 @@ fs::path ConfigView::get_path(const std::string& key, bool must_exist, std::opti
   const fs::path value(node->Scalar());
   const fs::path resolved = value.is_absolute() ? value.lexically_normal()
                                                 : (origin_dir(*state_, path) / value).lexically_normal();
-  CHORUS_CHECK(!must_exist || fs::exists(resolved), origin_of(*state_, path), ": ", path, ": file '",
+  CHORUS_CHECK(!must_exist || file_exists(resolved), origin_of(*state_, path), ": ", path, ": file '",
                node->Scalar(), "' does not exist (resolved to '", resolved.string(), "')");
   if (!value.is_absolute()) {
     const std::lock_guard<std::mutex> lock(state_->mutex);

@@ -35,6 +35,9 @@ class Config {
   // parsed as YAML (3, 0.5, true, [1, 2], {a: 1}, text) and replaces what was at the key;
   // intermediate maps are created when absent. A malformed override (no '=', empty key, bad YAML)
   // is an error quoting it. A missing file or a YAML syntax error is an error naming the file and line.
+  // Text that is not UTF-8, a key name over 200 bytes, a file over 16 MiB, maps and lists nested
+  // deeper than 64 levels, more than 100000 values in one file (counting every use of an alias), more
+  // than 256 included files or an alias inside the map or list it names is an error (docs/CONFIGS.md).
   static Config load(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
   // The same from text (tests; includes are resolved against `base_dir`). `name` stands for the
   // file in messages.

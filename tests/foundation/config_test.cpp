@@ -444,4 +444,96 @@ TEST(ConfigReads, KindsDescriptionsAndErrorsForConsumers) {
             "exp.yaml:3: trainer.lerning_rate: unknown key (expected steps)");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Limits: what a broken or hostile document gets instead of a crash.
+
+TEST(ConfigLimits, AnAliasInsideTheNodeItNamesIsAnError) {
+  EXPECT_THAT(error_of([] { Config::parse("a: &x [1, *x]\n", "exp.yaml"); }),
+              HasSubstr("nested deeper than 64 levels (or an alias inside the map or list it names)"));
+  EXPECT_THAT(error_of([] { Config::parse("a: &x {b: *x}\n", "exp.yaml"); }), HasSubstr("exp.yaml:1: a.b.b.b"));
+}
+
+TEST(ConfigLimits, DeepNestingAndLongOverridePathsAreErrors) {
+  std::string deep = "a: ";
+  for (int i = 0; i < 70; ++i) deep += "[";
+  for (int i = 0; i < 70; ++i) deep += "]";
+  EXPECT_THAT(error_of([&] { Config::parse(deep + "\n", "exp.yaml"); }), HasSubstr("nested deeper than 64 levels"));
+  std::string key = "a";
+  for (int i = 0; i < 70; ++i) key += ".a";
+  EXPECT_THAT(error_of([&] { Config::parse("", "exp.yaml", ".", {key + "=1"}); }),
+              HasSubstr("the key path is deeper than 64 levels"));
+  EXPECT_NO_THROW(Config::parse("", "exp.yaml", ".", {"a.b.c.d.e.f.g.h=1"}));
+}
+
+TEST(ConfigLimits, AliasExpansionIsBounded) {
+  // Each line repeats the one before ten times: a million values from six lines.
+  std::string yaml = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
+  for (char c = 'b'; c <= 'f'; ++c) {
+    const char prev = static_cast<char>(c - 1);
+    yaml += std::string(1, c) + ": &" + c + " [";
+    for (int i = 0; i < 10; ++i) yaml += std::string(i ? ", *" : "*") + prev;
+    yaml += "]\n";
+  }
+  EXPECT_THAT(error_of([&] { Config::parse(yaml, "exp.yaml"); }),
+              HasSubstr("more than 100000 values in one document (an alias repeated many times?)"));
+}
+
+TEST(ConfigLimits, AliasesAreCopiesSoOneOverrideChangesOnePlace) {
+  const Config config = Config::parse("top:\n  a: &x {lr: 1, tags: [p]}\n  b: *x\n", "exp.yaml", ".", {"top.b.lr=2"});
+  EXPECT_EQ(config.root().child("top").child("a").get<int>("lr"), 1);
+  EXPECT_EQ(config.root().child("top").child("b").get<int>("lr"), 2);
+  EXPECT_THAT(config.root().child("top").child("b").get<std::vector<std::string>>("tags"), ElementsAre("p"));
+  EXPECT_THAT(config.origin("top.b"), HasSubstr("exp.yaml:3"));
+  EXPECT_THAT(config.origin("top.b.tags"), HasSubstr("exp.yaml:2"));  // where the aliased text is
+}
+
+TEST_F(ConfigFiles, FileNamesTheSystemRefusesAreErrors) {
+  // A name longer than the system allows is an Error naming it, whether included or read as a path.
+  const std::string long_name(300, 'x');
+  const fs::path exp = write("exp.yaml", "include: " + long_name + "\n");
+  EXPECT_THAT(error_of([&] { Config::load(exp); }), HasSubstr("exp.yaml:1: included file '"));
+  std::string long_path;
+  for (int i = 0; i < 2100; ++i) long_path += "y/";
+  const Config config = Config::parse("data: " + long_path + "z\n", "exp.yaml", dir_);
+  EXPECT_THAT(error_of([&] { config.root().get_path("data", /*must_exist=*/true); }),
+              HasSubstr("exp.yaml:1: data: file '"));
+  // A file that is not regular, and one too large to be a config.
+  write("folder/x.yaml", "a: 1\n");
+  EXPECT_THAT(error_of([&] { Config::load(write("dir.yaml", "include: folder\n")); }),
+              HasSubstr("dir.yaml:1: included file 'folder' is not a regular file"));
+  {
+    std::ofstream big(dir_ / "big.yaml");
+    const std::string line = "# " + std::string(1022, 'c') + "\n";
+    for (int i = 0; i < 17 * 1024; ++i) big << line;
+  }
+  EXPECT_THAT(error_of([&] { Config::load(dir_ / "big.yaml"); }), HasSubstr("is larger than 16 MiB"));
+}
+
+TEST(ConfigLimits, KeysAreShortAndEverythingIsUtf8) {
+  const std::string key(201, 'k');
+  EXPECT_THAT(error_of([&] { Config::parse("a:\n  " + key + ": 1\n", "exp.yaml"); }),
+              HasSubstr("exp.yaml:2: key 'a." + std::string(78, 'k') + "...': a key name is at most 200 bytes, got 201"));
+  EXPECT_THAT(error_of([] { Config::parse("a: {\xff: 1}\n", "exp.yaml"); }),
+              HasSubstr("exp.yaml:1: key 'a.\xef\xbf\xbd': not valid UTF-8"));
+  EXPECT_THAT(error_of([] { Config::parse("a:\n  b: [x, ok, \xc3]\n", "exp.yaml"); }),
+              HasSubstr("exp.yaml:2: a.b[2]: not valid UTF-8 (byte 1 of the value)"));
+  EXPECT_THAT(error_of([] { Config::parse("", "exp.yaml", ".", {"a=x\xe2\x82"}); }),
+              HasSubstr(": a: not valid UTF-8 (byte 2 of the value)"));
+  EXPECT_THAT(error_of([] { Config::parse("", "exp.yaml", ".", {"a.\x9c|b=1"}); }),
+              HasSubstr(": key '\xef\xbf\xbd|b': not valid UTF-8"));
+  EXPECT_THAT(error_of([&] { Config::parse("", "exp.yaml", ".", {"a." + key + "=1"}); }),
+              HasSubstr(": key '" + std::string(80, 'k') + "...': a key name is at most 200 bytes, got 201"));
+  // The longest key, of bytes that are written escaped (four characters each), and a value longer
+  // than a key may be, read back from the saved text and save to the same text.
+  std::string escaped;
+  for (int i = 0; i < 200; ++i) escaped += "\\x01";
+  const Config config =
+      Config::parse("a:\n  \"" + escaped + "\": 1\n  long: " + std::string(3000, 'v') + "\n  after: 2\n", "exp.yaml");
+  const std::string saved = config.to_yaml();
+  const Config again = Config::parse(saved, "saved.yaml");
+  EXPECT_EQ(again.root().child("a").get<int>(std::string(200, '\x01')), 1);
+  EXPECT_EQ(again.root().child("a").get<int>("after"), 2);
+  EXPECT_EQ(again.to_yaml(), saved);
+}
+
 }  // namespace

@@ -11,8 +11,8 @@ namespace {
 // A short description of an agent's vocabulary for error messages.
 std::string vocabulary_of(const Agent& agent) {
   const auto& c = agent.model->config();
-  return std::to_string(agent.tokenizer->vocab_size()) + " tokenizer ids, " + std::to_string(c.vocab_size) +
-         " embedding rows";
+  return std::to_string(agent.tokenizer->vocab_size()) + " tokenizer ids, " +
+         std::to_string(c.vocab_size) + " embedding rows";
 }
 
 // Whether two agents map ids to the same tokens (the vocabulary bridge reads one's output
@@ -33,7 +33,9 @@ int64_t tokens_of(const Agent& agent, const std::string& text) {
 
 }  // namespace
 
-std::string to_string(StatesSource source) { return source == StatesSource::encoder ? "encoder" : "decoder"; }
+std::string to_string(StatesSource source) {
+  return source == StatesSource::encoder ? "encoder" : "decoder";
+}
 
 std::vector<std::vector<int64_t>> generated_tokens(const torch::Tensor& sequences, int64_t eos) {
   const auto rows = sequences.to(torch::kCPU).contiguous();
@@ -51,31 +53,39 @@ std::vector<std::vector<int64_t>> generated_tokens(const torch::Tensor& sequence
   return out;
 }
 
-FusionTeam::FusionTeam(std::string name, Agent anchor, std::vector<Agent> augmenting, FusionTeamOptions options)
-    : name_(std::move(name)), anchor_(std::move(anchor)), augmenting_(std::move(augmenting)), options_(options) {
-  CHORUS_CHECK(!augmenting_.empty(), "fusion team '", name_, "': expected at least one augmenting agent");
+FusionTeam::FusionTeam(std::string name, Agent anchor, std::vector<Agent> augmenting,
+                       FusionTeamOptions options)
+    : name_(std::move(name)),
+      anchor_(std::move(anchor)),
+      augmenting_(std::move(augmenting)),
+      options_(options) {
+  CHORUS_CHECK(!augmenting_.empty(), "fusion team '", name_,
+               "': expected at least one augmenting agent");
   const auto& a = anchor_.model->config();
-  CHORUS_CHECK(options_.query_layer >= 0 && options_.query_layer <= a.encoder_layers && options_.inject_layer >= 0 &&
-                   options_.inject_layer <= a.encoder_layers,
+  CHORUS_CHECK(options_.query_layer >= 0 && options_.query_layer <= a.encoder_layers &&
+                   options_.inject_layer >= 0 && options_.inject_layer <= a.encoder_layers,
                "fusion team '", name_, "': query_layer ", options_.query_layer, " / inject_layer ",
-               options_.inject_layer, " beyond the anchor '", anchor_.name, "''s ", a.encoder_layers,
-               " encoder layers (0 = embeddings)");
+               options_.inject_layer, " beyond the anchor '", anchor_.name, "''s ",
+               a.encoder_layers, " encoder layers (0 = embeddings)");
   const bool bridge = options_.head.value_source == ValueSource::bridge;
   CHORUS_CHECK(!(bridge && options_.states == StatesSource::encoder), "fusion team '", name_,
-               "': value_source bridge maps the other agent's output distribution, which only its decoder has; "
+               "': value_source bridge maps the other agent's output distribution, which only its "
+               "decoder has; "
                "use augmenting_states: decoder (or value_source: hidden)");
   auto& head = options_.head;
   head.anchor_width = a.d_model;
   head.augmenting_widths.clear();
   for (const auto& other : augmenting_) {
-    CHORUS_CHECK(other.name != anchor_.name, "fusion team '", name_, "': the anchor '", anchor_.name,
-                 "' cannot also be an augmenting agent");
+    CHORUS_CHECK(other.name != anchor_.name, "fusion team '", name_, "': the anchor '",
+                 anchor_.name, "' cannot also be an augmenting agent");
     if (bridge && !same_vocabulary(anchor_, other)) {
       throw Error("fusion team '" + name_ + "': value_source bridge reads '" + other.name +
                   "''s output distribution through '" + anchor_.name +
-                  "''s input embedding, id for id, which needs one shared vocabulary; '" + other.name + "' has " +
-                  vocabulary_of(other) + " and '" + anchor_.name + "' has " + vocabulary_of(anchor_) +
-                  " with other tokens (use value_source: hidden, which projects hidden states and works across "
+                  "''s input embedding, id for id, which needs one shared vocabulary; '" +
+                  other.name + "' has " + vocabulary_of(other) + " and '" + anchor_.name +
+                  "' has " + vocabulary_of(anchor_) +
+                  " with other tokens (use value_source: hidden, which projects hidden states and "
+                  "works across "
                   "vocabularies)");
     }
     head.augmenting_widths.push_back(other.model->config().d_model);
@@ -85,8 +95,9 @@ FusionTeam::FusionTeam(std::string name, Agent anchor, std::vector<Agent> augmen
 
 std::vector<AugmentingStates> FusionTeam::augmenting_states(
     const std::vector<std::vector<std::string>>& other_texts) const {
-  CHORUS_CHECK(other_texts.size() == augmenting_.size(), "fusion team '", name_, "': ", other_texts.size(),
-               " input lists for ", augmenting_.size(), " augmenting agents");
+  CHORUS_CHECK(other_texts.size() == augmenting_.size(), "fusion team '", name_,
+               "': ", other_texts.size(), " input lists for ", augmenting_.size(),
+               " augmenting agents");
   torch::NoGradGuard no_grad;
   std::vector<AugmentingStates> out;
   for (size_t i = 0; i < augmenting_.size(); ++i) {
@@ -106,13 +117,15 @@ std::vector<AugmentingStates> FusionTeam::augmenting_states(
     // The other agent decodes its own answer greedily; its decoder states (and logits, for the
     // bridge) at each of its steps are what the head reads.
     model::GenerationOptions generation;
-    generation.max_new_tokens = options_.augmenting_max_new_tokens > 0 ? options_.augmenting_max_new_tokens
-                                                                       : batch.input_ids.size(1) + 1;
+    generation.max_new_tokens = options_.augmenting_max_new_tokens > 0
+                                    ? options_.augmenting_max_new_tokens
+                                    : batch.input_ids.size(1) + 1;
     const auto generated = model::generate_from_encoder(model, encoded, generation);
     const auto sequences = generated.sequences;  // [B, 1 + T], starting with the start token
     const int64_t steps = sequences.size(1) - 1;
     auto cache = model.start_decoding(encoded);
-    auto decoded = model.decode_step(sequences.narrow(1, 0, steps), cache, /*output_hidden_states=*/true);
+    auto decoded =
+        model.decode_step(sequences.narrow(1, 0, steps), cache, /*output_hidden_states=*/true);
     s.key_states = decoded.hidden_states.back();
     s.value_states = s.key_states;
     s.logits = decoded.logits;
@@ -140,20 +153,24 @@ model::EncoderOutput FusionTeam::encode(const std::vector<std::string>& anchor_t
   const auto embedding = anchor_.model->token_embedding();
   model::StateHook hook = [&](int64_t layer, const torch::Tensor& x) -> torch::Tensor {
     if (layer != options_.inject_layer) return x;
-    return head_->forward(query_states.defined() ? query_states : x, x, states, embedding, {}, attention, tasks);
+    return head_->forward(query_states.defined() ? query_states : x, x, states, embedding, {},
+                          attention, tasks);
   };
   return anchor_.model->encode(batch.input_ids, batch.attention_mask, false, hook);
 }
 
-model::GenerationResult FusionTeam::generate(const std::vector<std::string>& anchor_texts,
-                                             const std::vector<std::vector<std::string>>& other_texts,
-                                             const model::GenerationOptions& options, const torch::Tensor& tasks) {
+model::GenerationResult FusionTeam::generate(
+    const std::vector<std::string>& anchor_texts,
+    const std::vector<std::vector<std::string>>& other_texts,
+    const model::GenerationOptions& options, const torch::Tensor& tasks) {
   torch::NoGradGuard no_grad;
-  return model::generate_from_encoder(*anchor_.model, encode(anchor_texts, other_texts, nullptr, tasks), options);
+  return model::generate_from_encoder(*anchor_.model,
+                                      encode(anchor_texts, other_texts, nullptr, tasks), options);
 }
 
 std::vector<std::pair<std::string, int64_t>> FusionTeam::answer(
-    const std::vector<std::string>& anchor_texts, const std::vector<std::vector<std::string>>& other_texts,
+    const std::vector<std::string>& anchor_texts,
+    const std::vector<std::vector<std::string>>& other_texts,
     const model::GenerationOptions& options, const torch::Tensor& tasks) {
   const auto result = generate(anchor_texts, other_texts, options, tasks);
   std::vector<std::pair<std::string, int64_t>> out;
@@ -166,9 +183,9 @@ std::vector<std::pair<std::string, int64_t>> FusionTeam::answer(
   return out;
 }
 
-std::vector<FusionInspection> FusionTeam::inspect(const std::vector<std::string>& anchor_texts,
-                                                  const std::vector<std::vector<std::string>>& other_texts,
-                                                  const torch::Tensor& tasks) {
+std::vector<FusionInspection> FusionTeam::inspect(
+    const std::vector<std::string>& anchor_texts,
+    const std::vector<std::vector<std::string>>& other_texts, const torch::Tensor& tasks) {
   torch::NoGradGuard no_grad;
   const auto batch = model::tokenize_batch(*anchor_.tokenizer, anchor_texts);
   const auto states = augmenting_states(other_texts);
@@ -176,11 +193,13 @@ std::vector<FusionInspection> FusionTeam::inspect(const std::vector<std::string>
   const auto& at_injection = plain.hidden_states.at(static_cast<size_t>(options_.inject_layer));
   const auto& queries = plain.hidden_states.at(static_cast<size_t>(options_.query_layer));
   torch::Tensor probabilities;
-  const auto message = head_->message(queries, states, anchor_.model->token_embedding(), {}, &probabilities, tasks);
+  const auto message =
+      head_->message(queries, states, anchor_.model->token_embedding(), {}, &probabilities, tasks);
   const auto gate = head_->gate(at_injection, tasks)
                         .expand({batch.input_ids.size(0), batch.input_ids.size(1), 1})
                         .squeeze(-1);
-  const auto change = head_->options().residual == Residual::interpolate ? message - at_injection : message;
+  const auto change =
+      head_->options().residual == Residual::interpolate ? message - at_injection : message;
   const auto gated_norm = (gate.unsqueeze(-1) * change).norm(2, -1);
   const auto state_norm = at_injection.norm(2, -1);
   std::vector<FusionInspection> out;
@@ -220,8 +239,10 @@ std::vector<FusionInspection> FusionTeam::inspect(const std::vector<std::string>
   return out;
 }
 
-ComputeCost FusionTeam::call_cost(const std::string& anchor_text, const std::vector<std::string>& other_texts,
-                                  int64_t anchor_output_tokens, const std::vector<int64_t>& other_output_tokens) const {
+ComputeCost FusionTeam::call_cost(const std::string& anchor_text,
+                                  const std::vector<std::string>& other_texts,
+                                  int64_t anchor_output_tokens,
+                                  const std::vector<int64_t>& other_output_tokens) const {
   const auto& a = anchor_.model->config();
   const auto nq_tokens = tokens_of(anchor_, anchor_text);
   ComputeCost cost = seq2seq_call_cost(*anchor_.model, nq_tokens, anchor_output_tokens);
@@ -239,10 +260,12 @@ ComputeCost FusionTeam::call_cost(const std::string& anchor_text, const std::vec
     const double nk = static_cast<double>(decodes ? produced : read);
     keys += nk;
     head += 2 * nk * static_cast<double>(o.d_model) * inner;  // keys
-    head += f.value_source == ValueSource::bridge ? 2 * nk * static_cast<double>(o.vocab_size * a.d_model)
-                                                  : 2 * nk * static_cast<double>(o.d_model * a.d_model);  // values
+    head += f.value_source == ValueSource::bridge
+                ? 2 * nk * static_cast<double>(o.vocab_size * a.d_model)
+                : 2 * nk * static_cast<double>(o.d_model * a.d_model);  // values
   }
-  head += 2 * 2 * nq * keys * (inner + static_cast<double>(a.d_model));  // scores (H.D wide), weighted values
+  head += 2 * 2 * nq * keys *
+          (inner + static_cast<double>(a.d_model));  // scores (H.D wide), weighted values
   if (options_.query_layer != options_.inject_layer) head += seq2seq_call_flops(a, nq_tokens, 0);
   cost.flops += head;
   return cost;

@@ -22,10 +22,10 @@ enum class StatesSource { encoder, decoder };
 std::string to_string(StatesSource source);
 
 struct FusionTeamOptions {
-  FusionOptions head;                 // anchor_width and augmenting_widths are filled by the team
+  FusionOptions head;  // anchor_width and augmenting_widths are filled by the team
   StatesSource states = StatesSource::decoder;
-  int64_t query_layer = 0;            // anchor encoder layer the queries come from (0 = embeddings)
-  int64_t inject_layer = 0;           // anchor encoder layer the message is added after (0 = embeddings)
+  int64_t query_layer = 0;   // anchor encoder layer the queries come from (0 = embeddings)
+  int64_t inject_layer = 0;  // anchor encoder layer the message is added after (0 = embeddings)
   // Tokens an augmenting agent decodes for decoder states; 0: its input length + 1.
   int64_t augmenting_max_new_tokens = 0;
 };
@@ -46,7 +46,8 @@ class FusionTeam {
   // Checks the options against the agents before any work: at least one augmenting agent, layers
   // within the anchor's encoder, bridge values only from decoder states and only between agents
   // that share a vocabulary (the error names both agents and their vocabularies).
-  FusionTeam(std::string name, Agent anchor, std::vector<Agent> augmenting, FusionTeamOptions options);
+  FusionTeam(std::string name, Agent anchor, std::vector<Agent> augmenting,
+             FusionTeamOptions options);
 
   const std::string& name() const { return name_; }
   CrossAgentFusion& head() { return head_; }
@@ -57,7 +58,8 @@ class FusionTeam {
   // Inputs are the texts each agent reads (prompts already rendered): anchor_texts[b], and
   // other_texts[a][b] for augmenting agent a.
   // The augmenting agents' states (no gradients).
-  std::vector<AugmentingStates> augmenting_states(const std::vector<std::vector<std::string>>& other_texts) const;
+  std::vector<AugmentingStates> augmenting_states(
+      const std::vector<std::vector<std::string>>& other_texts) const;
   // The anchor's encoder output with the fusion applied. `tasks` ([B] int64, optional) for a
   // task-conditioned head; `attention` (optional) receives the head's probabilities.
   model::EncoderOutput encode(const std::vector<std::string>& anchor_texts,
@@ -66,13 +68,14 @@ class FusionTeam {
   // The anchor generating from the fused encoder output.
   model::GenerationResult generate(const std::vector<std::string>& anchor_texts,
                                    const std::vector<std::vector<std::string>>& other_texts,
-                                   const model::GenerationOptions& options, const torch::Tensor& tasks = {});
+                                   const model::GenerationOptions& options,
+                                   const torch::Tensor& tasks = {});
   // Decoded answers of generate() (first sequence per input, special tokens skipped) and the tokens
   // each produced up to and including end of sequence.
-  std::vector<std::pair<std::string, int64_t>> answer(const std::vector<std::string>& anchor_texts,
-                                                      const std::vector<std::vector<std::string>>& other_texts,
-                                                      const model::GenerationOptions& options,
-                                                      const torch::Tensor& tasks = {});
+  std::vector<std::pair<std::string, int64_t>> answer(
+      const std::vector<std::string>& anchor_texts,
+      const std::vector<std::vector<std::string>>& other_texts,
+      const model::GenerationOptions& options, const torch::Tensor& tasks = {});
   // Attention, gate and norms of the head on each input.
   std::vector<FusionInspection> inspect(const std::vector<std::string>& anchor_texts,
                                         const std::vector<std::vector<std::string>>& other_texts,
@@ -81,7 +84,8 @@ class FusionTeam {
   // decoding for decoder states), the anchor's second encoder pass when queries and injection
   // differ, the head's projections and attention, and the anchor's answer.
   ComputeCost call_cost(const std::string& anchor_text, const std::vector<std::string>& other_texts,
-                        int64_t anchor_output_tokens, const std::vector<int64_t>& other_output_tokens) const;
+                        int64_t anchor_output_tokens,
+                        const std::vector<int64_t>& other_output_tokens) const;
 
  private:
   std::string name_;

@@ -27,8 +27,10 @@ std::vector<std::string> references(const PipelineRole& role) {
 
 }  // namespace
 
-PipelineConfig pipeline_config_from_config(const ConfigView& pipeline) {
-  pipeline.check_keys({"output", "roles"}, "of a pipeline");
+PipelineConfig pipeline_config_from_config(const ConfigView& pipeline, const std::vector<std::string>& other_keys) {
+  std::vector<std::string> allowed = {"output", "roles"};
+  allowed.insert(allowed.end(), other_keys.begin(), other_keys.end());
+  pipeline.check_keys(allowed, "of a pipeline");
   PipelineConfig config;
   std::map<std::string, std::string> named;  // role name -> the key path that named it
   const auto roles = pipeline.list("roles");

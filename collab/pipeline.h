@@ -31,7 +31,8 @@ struct PipelineConfig {
 // (which Pipeline checks when built): unknown keys, role names (unique, not "input"), prompts that
 // refer to no role, cycles, an unknown output role; each error names where the key was set (file:line
 // or the override), its key path and what was expected.
-PipelineConfig pipeline_config_from_config(const ConfigView& pipeline);
+// `other_keys` are keys of the same map that the caller reads (e.g. a system's `kind`).
+PipelineConfig pipeline_config_from_config(const ConfigView& pipeline, const std::vector<std::string>& other_keys = {});
 
 struct PipelineResult {
   std::vector<std::string> outputs;                            // the output role's, one per input

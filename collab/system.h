@@ -44,8 +44,9 @@ struct Batch {
 
 struct SystemAnswer {
   std::string text;
-  ComputeCost cost;                                        // answering this example
-  nlohmann::json details = nlohmann::json::object();       // the mechanism's decision (winner, rounds, ...)
+  ComputeCost cost;  // answering this example
+  nlohmann::json details =
+      nlohmann::json::object();  // the mechanism's decision (winner, rounds, ...)
 };
 
 class System {
@@ -81,12 +82,13 @@ using SystemPtr = std::shared_ptr<System>;
 // e.g. its own source language); any other prompt (a debate's revision prompt, a pipeline role's
 // prompt) is read through the agent's own prompt_template. `name` defaults to the agent's.
 std::shared_ptr<AgentResponder> member_responder(const Member& member, const Batch& batch,
-                                                 const model::GenerationOptions& options, std::string name = "");
+                                                 const model::GenerationOptions& options,
+                                                 std::string name = "");
 
 // Per-example costs from a transcript: every message whose sender is one of `responders` and whose
 // metadata has {example, prompt, tokens} is one call of that responder's agent on that prompt.
-std::vector<ComputeCost> costs_from_transcript(const Transcript& transcript,
-                                               const std::vector<std::shared_ptr<AgentResponder>>& responders,
-                                               size_t examples);
+std::vector<ComputeCost> costs_from_transcript(
+    const Transcript& transcript, const std::vector<std::shared_ptr<AgentResponder>>& responders,
+    size_t examples);
 
 }  // namespace chorus::collab

@@ -1,4 +1,5 @@
-// The system kinds: each runs one mechanism over members and reads per-example costs from its transcript.
+// The system kinds: each runs one mechanism over members and reads per-example costs from its
+// transcript.
 #include "collab/systems.h"
 
 #include <torch/torch.h>
@@ -25,18 +26,21 @@ std::vector<std::string> agent_names(const std::vector<MemberPtr>& members) {
   return out;
 }
 
-std::vector<std::shared_ptr<AgentResponder>> responders_for(const std::vector<MemberPtr>& members, const Batch& batch) {
+std::vector<std::shared_ptr<AgentResponder>> responders_for(const std::vector<MemberPtr>& members,
+                                                            const Batch& batch) {
   std::vector<std::shared_ptr<AgentResponder>> out;
   for (const auto& m : members) out.push_back(member_responder(*m, batch, m->generation));
   return out;
 }
 
-std::vector<ResponderPtr> as_responders(const std::vector<std::shared_ptr<AgentResponder>>& responders) {
+std::vector<ResponderPtr> as_responders(
+    const std::vector<std::shared_ptr<AgentResponder>>& responders) {
   return {responders.begin(), responders.end()};
 }
 
 // Answers with their costs: the transcript's calls, and the batch's wall time shared evenly.
-std::vector<SystemAnswer> with_costs(std::vector<SystemAnswer> answers, const Transcript& transcript,
+std::vector<SystemAnswer> with_costs(std::vector<SystemAnswer> answers,
+                                     const Transcript& transcript,
                                      const std::vector<std::shared_ptr<AgentResponder>>& responders,
                                      Clock::time_point start) {
   const auto costs = costs_from_transcript(transcript, responders, answers.size());
@@ -66,18 +70,23 @@ nlohmann::json vote_summary(const std::vector<SystemAnswer>& answers) {
     winners[w] = winners.value(w, int64_t{0}) + 1;
   }
   const double n = static_cast<double>(std::max<size_t>(1, answers.size()));
-  return {{"requests", answers.size()}, {"ties_broken", ties}, {"mean_distinct_answers", distinct / n},
+  return {{"requests", answers.size()},
+          {"ties_broken", ties},
+          {"mean_distinct_answers", distinct / n},
           {"winners", winners}};
 }
 
 }  // namespace
 
-// --- agent -----------------------------------------------------------------------------------------
+// --- agent
+// -----------------------------------------------------------------------------------------
 
-AgentSystem::AgentSystem(std::string name, MemberPtr member) : System(std::move(name)), member_(std::move(member)) {}
+AgentSystem::AgentSystem(std::string name, MemberPtr member)
+    : System(std::move(name)), member_(std::move(member)) {}
 
 std::string AgentSystem::description() const {
-  return "agent '" + member_->agent.name + "' alone" + (member_->agent.role.empty() ? "" : " (" + member_->agent.role + ")");
+  return "agent '" + member_->agent.name + "' alone" +
+         (member_->agent.role.empty() ? "" : " (" + member_->agent.role + ")");
 }
 
 std::vector<SystemAnswer> AgentSystem::answer(const Batch& batch, Transcript* transcript) {
@@ -95,12 +104,13 @@ std::vector<SystemAnswer> AgentSystem::answer(const Batch& batch, Transcript* tr
   return out;
 }
 
-// --- vote ------------------------------------------------------------------------------------------
+// --- vote
+// ------------------------------------------------------------------------------------------
 
 VoteSystem::VoteSystem(std::string name, std::vector<MemberPtr> members, VotingOptions options)
     : System(std::move(name)), members_(std::move(members)), options_(std::move(options)) {
-  CHORUS_CHECK(members_.size() >= 2, "system '", this->name(), "': a vote needs at least two agents (got ",
-               members_.size(), ")");
+  CHORUS_CHECK(members_.size() >= 2, "system '", this->name(),
+               "': a vote needs at least two agents (got ", members_.size(), ")");
   check_voting_options(options_, agent_names(members_));
 }
 
@@ -127,26 +137,34 @@ std::vector<SystemAnswer> VoteSystem::answer(const Batch& batch, Transcript* tra
   return out;
 }
 
-nlohmann::json VoteSystem::summarise(const std::vector<SystemAnswer>& answers) const { return vote_summary(answers); }
+nlohmann::json VoteSystem::summarise(const std::vector<SystemAnswer>& answers) const {
+  return vote_summary(answers);
+}
 
-// --- self-consistency ------------------------------------------------------------------------------
+// --- self-consistency
+// ------------------------------------------------------------------------------
 
-SelfConsistencySystem::SelfConsistencySystem(std::string name, MemberPtr member, SelfConsistencyOptions options)
+SelfConsistencySystem::SelfConsistencySystem(std::string name, MemberPtr member,
+                                             SelfConsistencyOptions options)
     : System(std::move(name)), member_(std::move(member)), options_(std::move(options)) {
   CHORUS_CHECK(options_.samples >= 2, "system '", this->name(), "': samples = ", options_.samples,
                " (expected at least 2)");
-  CHORUS_CHECK(options_.voting.rule == VoteRule::majority || options_.voting.rule == VoteRule::log_prob_weighted ||
+  CHORUS_CHECK(options_.voting.rule == VoteRule::majority ||
+                   options_.voting.rule == VoteRule::log_prob_weighted ||
                    options_.voting.rule == VoteRule::minimum_bayes_risk,
-               "system '", this->name(), "': self-consistency votes by majority, log_prob or mbr (got ",
+               "system '", this->name(),
+               "': self-consistency votes by majority, log_prob or mbr (got ",
                to_string(options_.voting.rule), ")");
 }
 
 std::string SelfConsistencySystem::description() const {
-  return std::to_string(options_.samples) + " samples of '" + member_->agent.name + "' (T = " +
-         std::to_string(options_.temperature).substr(0, 4) + "), " + to_string(options_.voting.rule) + " vote";
+  return std::to_string(options_.samples) + " samples of '" + member_->agent.name +
+         "' (T = " + std::to_string(options_.temperature).substr(0, 4) + "), " +
+         to_string(options_.voting.rule) + " vote";
 }
 
-std::vector<SystemAnswer> SelfConsistencySystem::answer(const Batch& batch, Transcript* transcript) {
+std::vector<SystemAnswer> SelfConsistencySystem::answer(const Batch& batch,
+                                                        Transcript* transcript) {
   const auto start = Clock::now();
   const uint64_t b = batches_++;
   std::vector<std::shared_ptr<AgentResponder>> samplers;
@@ -158,10 +176,12 @@ std::vector<SystemAnswer> SelfConsistencySystem::answer(const Batch& batch, Tran
     generation.top_k = options_.top_k;
     generation.top_p = options_.top_p;
     generation.seed = stream_seed(options_.seed, k, static_cast<int64_t>(b));
-    samplers.push_back(member_responder(*member_, batch, generation, member_->agent.name + "#" + std::to_string(k + 1)));
+    samplers.push_back(member_responder(*member_, batch, generation,
+                                        member_->agent.name + "#" + std::to_string(k + 1)));
   }
   Transcript local;
-  const auto outcomes = Voting(as_responders(samplers), options_.voting).run(batch.inputs(), &local);
+  const auto outcomes =
+      Voting(as_responders(samplers), options_.voting).run(batch.inputs(), &local);
   std::vector<SystemAnswer> out(outcomes.size());
   for (size_t i = 0; i < outcomes.size(); ++i) {
     out[i].text = outcomes[i].answer;
@@ -180,21 +200,26 @@ nlohmann::json SelfConsistencySystem::summarise(const std::vector<SystemAnswer>&
   return s;
 }
 
-// --- negotiation -----------------------------------------------------------------------------------
+// --- negotiation
+// -----------------------------------------------------------------------------------
 
-NegotiationSystem::NegotiationSystem(std::string name, std::vector<MemberPtr> members, NegotiationOptions options,
-                                     MemberPtr judge)
-    : System(std::move(name)), members_(std::move(members)), options_(std::move(options)), judge_(std::move(judge)) {
-  CHORUS_CHECK(members_.size() >= 2, "system '", this->name(), "': a negotiation needs at least two agents (got ",
-               members_.size(), ")");
-  CHORUS_CHECK((options_.rule == AgreementRule::judge) == (judge_ != nullptr), "system '", this->name(),
-               "': a judge is named exactly when rule is judge");
+NegotiationSystem::NegotiationSystem(std::string name, std::vector<MemberPtr> members,
+                                     NegotiationOptions options, MemberPtr judge)
+    : System(std::move(name)),
+      members_(std::move(members)),
+      options_(std::move(options)),
+      judge_(std::move(judge)) {
+  CHORUS_CHECK(members_.size() >= 2, "system '", this->name(),
+               "': a negotiation needs at least two agents (got ", members_.size(), ")");
+  CHORUS_CHECK((options_.rule == AgreementRule::judge) == (judge_ != nullptr), "system '",
+               this->name(), "': a judge is named exactly when rule is judge");
   if (judge_) options_.judge = judge_->agent.name;
 }
 
 std::string NegotiationSystem::description() const {
-  return "negotiation between " + names_of(members_) + ", at most " + std::to_string(options_.rounds) +
-         " rounds, " + to_string(options_.rule) + (judge_ ? " (judge " + judge_->agent.name + ")" : "");
+  return "negotiation between " + names_of(members_) + ", at most " +
+         std::to_string(options_.rounds) + " rounds, " + to_string(options_.rule) +
+         (judge_ ? " (judge " + judge_->agent.name + ")" : "");
 }
 
 std::vector<std::string> NegotiationSystem::agents() const {
@@ -214,8 +239,10 @@ std::vector<SystemAnswer> NegotiationSystem::answer(const Batch& batch, Transcri
     if (!judge) judge = member_responder(*judge_, batch, judge_->generation);
   }
   Transcript local;
-  const auto outcomes = Negotiation(as_responders(responders), options_, judge).run(batch.inputs(), &local);
-  if (judge && std::find(responders.begin(), responders.end(), judge) == responders.end()) responders.push_back(judge);
+  const auto outcomes =
+      Negotiation(as_responders(responders), options_, judge).run(batch.inputs(), &local);
+  if (judge && std::find(responders.begin(), responders.end(), judge) == responders.end())
+    responders.push_back(judge);
   std::vector<SystemAnswer> out(outcomes.size());
   for (size_t i = 0; i < outcomes.size(); ++i) {
     const auto& o = outcomes[i];
@@ -250,7 +277,8 @@ nlohmann::json NegotiationSystem::summarise(const std::vector<SystemAnswer>& ans
           {"resolutions", resolutions}};
 }
 
-// --- consensus rules -------------------------------------------------------------------------------
+// --- consensus rules
+// -------------------------------------------------------------------------------
 
 ConsensusRulesSystem::ConsensusRulesSystem(std::string name, std::vector<MemberPtr> members,
                                            std::vector<ConsensusRule> rules)
@@ -268,7 +296,8 @@ std::vector<SystemAnswer> ConsensusRulesSystem::answer(const Batch& batch, Trans
   const auto start = Clock::now();
   const auto responders = responders_for(members_, batch);
   Transcript local;
-  const auto decisions = RuleBasedConsensus(as_responders(responders), rules_).run(batch.inputs(), &local);
+  const auto decisions =
+      RuleBasedConsensus(as_responders(responders), rules_).run(batch.inputs(), &local);
   std::vector<SystemAnswer> out(decisions.size());
   for (size_t i = 0; i < decisions.size(); ++i) {
     out[i].text = decisions[i].answer;
@@ -294,18 +323,22 @@ nlohmann::json ConsensusRulesSystem::summarise(const std::vector<SystemAnswer>& 
   return {{"requests", answers.size()}, {"fired", fired}};
 }
 
-// --- pipeline --------------------------------------------------------------------------------------
+// --- pipeline
+// --------------------------------------------------------------------------------------
 
-PipelineSystem::PipelineSystem(std::string name, std::vector<MemberPtr> members, PipelineConfig config)
+PipelineSystem::PipelineSystem(std::string name, std::vector<MemberPtr> members,
+                               PipelineConfig config)
     : System(std::move(name)), members_(std::move(members)), config_(std::move(config)) {
   std::vector<ResponderPtr> stand_ins;  // the graph is checked once here, before any work
-  for (const auto& m : members_) stand_ins.push_back(std::make_shared<ScriptedResponder>(m->agent.name, Response{}));
+  for (const auto& m : members_)
+    stand_ins.push_back(std::make_shared<ScriptedResponder>(m->agent.name, Response{}));
   Pipeline check(config_, stand_ins);
 }
 
 std::string PipelineSystem::description() const {
   std::string out;
-  for (const auto& role : config_.roles) out += (out.empty() ? "" : " -> ") + role.name + " (" + role.responder + ")";
+  for (const auto& role : config_.roles)
+    out += (out.empty() ? "" : " -> ") + role.name + " (" + role.responder + ")";
   return "pipeline " + out;
 }
 
@@ -326,10 +359,12 @@ std::vector<SystemAnswer> PipelineSystem::answer(const Batch& batch, Transcript*
   return out;
 }
 
-// --- fusion ----------------------------------------------------------------------------------------
+// --- fusion
+// ----------------------------------------------------------------------------------------
 
 FusionSystem::FusionSystem(std::string name, std::shared_ptr<FusionTeam> team, MemberPtr anchor,
-                           std::vector<MemberPtr> augmenting, std::map<std::string, int64_t> task_index)
+                           std::vector<MemberPtr> augmenting,
+                           std::map<std::string, int64_t> task_index)
     : System(std::move(name)),
       team_(std::move(team)),
       anchor_(std::move(anchor)),
@@ -368,7 +403,8 @@ std::vector<SystemAnswer> FusionSystem::answer(const Batch& batch, Transcript* t
   const auto [anchor_texts, other_texts] = texts(batch);
   const auto tasks = task_ids(batch.task, batch.examples.size());
   // The augmenting agents' own outputs (decoder states) are needed for the cost: ask them once.
-  std::vector<std::vector<int64_t>> other_tokens(batch.examples.size(), std::vector<int64_t>(augmenting_.size(), 0));
+  std::vector<std::vector<int64_t>> other_tokens(batch.examples.size(),
+                                                 std::vector<int64_t>(augmenting_.size(), 0));
   if (team_->options().states == StatesSource::decoder) {
     const auto states = team_->augmenting_states(other_texts);
     for (size_t a = 0; a < states.size(); ++a) {
@@ -389,7 +425,8 @@ std::vector<SystemAnswer> FusionSystem::answer(const Batch& batch, Transcript* t
     out[i].cost = team_->call_cost(anchor_texts[i], others, answers[i].second, other_tokens[i]);
     out[i].cost.seconds = seconds;
     if (transcript != nullptr) {
-      transcript->append(Message::text_message("fusion", 0, anchor_->agent.name, {}, answers[i].first,
+      transcript->append(Message::text_message("fusion", 0, anchor_->agent.name, {},
+                                               answers[i].first,
                                                {{"example", static_cast<int64_t>(i)},
                                                 {"tokens", answers[i].second},
                                                 {"prompt", anchor_texts[i]}}));
@@ -398,7 +435,8 @@ std::vector<SystemAnswer> FusionSystem::answer(const Batch& batch, Transcript* t
   return out;
 }
 
-// --- graph selection -------------------------------------------------------------------------------
+// --- graph selection
+// -------------------------------------------------------------------------------
 
 std::vector<Agent> plain_agents(const std::vector<MemberPtr>& members) {
   std::vector<Agent> out;
@@ -409,7 +447,8 @@ std::vector<Agent> plain_agents(const std::vector<MemberPtr>& members) {
   return out;
 }
 
-std::vector<std::vector<std::string>> member_texts(const std::vector<MemberPtr>& members, const Batch& batch) {
+std::vector<std::vector<std::string>> member_texts(const std::vector<MemberPtr>& members,
+                                                   const Batch& batch) {
   std::vector<std::vector<std::string>> out;
   for (const auto& m : members) {
     std::vector<std::string> texts;
@@ -419,9 +458,11 @@ std::vector<std::vector<std::string>> member_texts(const std::vector<MemberPtr>&
   return out;
 }
 
-GraphSelectSystem::GraphSelectSystem(std::string name, std::vector<MemberPtr> members, GraphSelector selector)
+GraphSelectSystem::GraphSelectSystem(std::string name, std::vector<MemberPtr> members,
+                                     GraphSelector selector)
     : System(std::move(name)), members_(std::move(members)), selector_(std::move(selector)) {
-  CHORUS_CHECK(members_.size() >= 2, "system '", this->name(), "': graph selection needs at least two agents");
+  CHORUS_CHECK(members_.size() >= 2, "system '", this->name(),
+               "': graph selection needs at least two agents");
 }
 
 std::string GraphSelectSystem::description() const {
@@ -431,8 +472,8 @@ std::string GraphSelectSystem::description() const {
 std::vector<std::string> GraphSelectSystem::agents() const { return agent_names(members_); }
 
 NodeAnswers GraphSelectSystem::ask(const Batch& batch, Transcript* transcript) const {
-  return ask_nodes(plain_agents(members_), member_texts(members_, batch), members_.front()->generation,
-                   "graph_select", transcript);
+  return ask_nodes(plain_agents(members_), member_texts(members_, batch),
+                   members_.front()->generation, "graph_select", transcript);
 }
 
 std::vector<SystemAnswer> GraphSelectSystem::answer(const Batch& batch, Transcript* transcript) {
@@ -445,7 +486,8 @@ std::vector<SystemAnswer> GraphSelectSystem::answer(const Batch& batch, Transcri
   for (size_t i = 0; i < outcomes.size(); ++i) {
     const auto& o = outcomes[i];
     nlohmann::json probabilities = nlohmann::json::object();
-    for (size_t a = 0; a < members_.size(); ++a) probabilities[members_[a]->agent.name] = o.probabilities[a];
+    for (size_t a = 0; a < members_.size(); ++a)
+      probabilities[members_[a]->agent.name] = o.probabilities[a];
     out[i].text = o.answer;
     out[i].details = {{"chosen", members_[static_cast<size_t>(o.chosen)]->agent.name},
                       {"p_chosen", o.probabilities[static_cast<size_t>(o.chosen)]},
@@ -453,7 +495,8 @@ std::vector<SystemAnswer> GraphSelectSystem::answer(const Batch& batch, Transcri
   }
   // Costs: each node's call on its own prompt (already rendered), plus the selector's arithmetic.
   std::vector<std::shared_ptr<AgentResponder>> accounts;
-  for (const auto& agent : plain_agents(members_)) accounts.push_back(std::make_shared<AgentResponder>(agent));
+  for (const auto& agent : plain_agents(members_))
+    accounts.push_back(std::make_shared<AgentResponder>(agent));
   out = with_costs(std::move(out), local, accounts, start);
   for (auto& a : out) a.cost.flops += selector_->flops_per_decision();
   keep(local, transcript);
@@ -469,7 +512,8 @@ nlohmann::json GraphSelectSystem::summarise(const std::vector<SystemAnswer>& ans
     chosen[agent] = chosen.value(agent, int64_t{0}) + 1;
     p += a.details.value("p_chosen", 0.0);
   }
-  return {{"requests", answers.size()}, {"chosen", chosen},
+  return {{"requests", answers.size()},
+          {"chosen", chosen},
           {"mean_p_chosen", p / static_cast<double>(std::max<size_t>(1, answers.size()))}};
 }
 

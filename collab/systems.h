@@ -92,7 +92,8 @@ class NegotiationSystem final : public System {
 // Declared rules that say whose answer to prefer.
 class ConsensusRulesSystem final : public System {
  public:
-  ConsensusRulesSystem(std::string name, std::vector<MemberPtr> members, std::vector<ConsensusRule> rules);
+  ConsensusRulesSystem(std::string name, std::vector<MemberPtr> members,
+                       std::vector<ConsensusRule> rules);
   std::string kind() const override { return "consensus_rules"; }
   std::string description() const override;
   std::vector<std::string> agents() const override;
@@ -131,7 +132,8 @@ class FusionSystem final : public System {
   std::vector<SystemAnswer> answer(const Batch& batch, Transcript* transcript) override;
   FusionTeam& team() { return *team_; }
   // The texts each agent reads for the batch: anchor_texts[b], other_texts[a][b].
-  std::pair<std::vector<std::string>, std::vector<std::vector<std::string>>> texts(const Batch& batch) const;
+  std::pair<std::vector<std::string>, std::vector<std::vector<std::string>>> texts(
+      const Batch& batch) const;
   // The task ids of a batch of `task` for a task-conditioned head (undefined otherwise).
   torch::Tensor task_ids(const std::string& task, size_t rows) const;
 
@@ -163,6 +165,7 @@ class GraphSelectSystem final : public System {
 // The texts each member reads for a batch, as agents with the template already applied (for
 // mechanisms that take per-agent inputs): agents[i] has prompt_template "{input}".
 std::vector<Agent> plain_agents(const std::vector<MemberPtr>& members);
-std::vector<std::vector<std::string>> member_texts(const std::vector<MemberPtr>& members, const Batch& batch);
+std::vector<std::vector<std::string>> member_texts(const std::vector<MemberPtr>& members,
+                                                   const Batch& batch);
 
 }  // namespace chorus::collab

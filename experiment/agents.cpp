@@ -15,7 +15,8 @@ namespace chorus::experiment {
 namespace {
 
 collab::Agent load(const AgentSpec& a, const std::filesystem::path& path) {
-  if (std::filesystem::is_directory(path)) return collab::load_agent(a.name, path, a.role, a.prompt_template);
+  if (std::filesystem::is_directory(path))
+    return collab::load_agent(a.name, path, a.role, a.prompt_template);
   // A Chorus checkpoint file carrying its tokenizer (chorus convert).
   collab::Agent agent;
   agent.name = a.name;
@@ -23,16 +24,16 @@ collab::Agent load(const AgentSpec& a, const std::filesystem::path& path) {
   agent.prompt_template = a.prompt_template;
   agent.model = model::load_seq2seq_model(path);
   agent.tokenizer = model::load_tokenizer(path);
-  CHORUS_CHECK(agent.tokenizer->vocab_size() <= agent.model->vocab_size(), "agent '", a.name, "': the tokenizer in '",
-               path.string(), "' has ", agent.tokenizer->vocab_size(), " ids but the model's vocabulary has only ",
-               agent.model->vocab_size());
+  CHORUS_CHECK(agent.tokenizer->vocab_size() <= agent.model->vocab_size(), "agent '", a.name,
+               "': the tokenizer in '", path.string(), "' has ", agent.tokenizer->vocab_size(),
+               " ids but the model's vocabulary has only ", agent.model->vocab_size());
   return agent;
 }
 
 }  // namespace
 
-BuiltAgents build_agents(const ExperimentSpec& spec, const std::filesystem::path& run_folder, bool resume,
-                         bool quiet) {
+BuiltAgents build_agents(const ExperimentSpec& spec, const std::filesystem::path& run_folder,
+                         bool resume, bool quiet) {
   BuiltAgents out;
   for (const auto& a : spec.agents) {
     const auto start = std::chrono::steady_clock::now();
@@ -42,7 +43,8 @@ BuiltAgents build_agents(const ExperimentSpec& spec, const std::filesystem::path
       path = spec.cache / ("text-" + a.name + "-" + a.pretrain->fingerprint());
       const bool cached = std::filesystem::is_regular_file(path / "pretrain.json");
       if (!cached) {
-        if (!quiet) std::cerr << "pretraining agent " << a.name << " into " << path.string() << "\n";
+        if (!quiet)
+          std::cerr << "pretraining agent " << a.name << " into " << path.string() << "\n";
         auto pretrain = *a.pretrain;
         pretrain.trainer.show_progress = !quiet;
         train::pretrain_text_agent(pretrain, path, run_folder / "pretrain" / a.name, resume);
@@ -74,7 +76,8 @@ BuiltAgents build_agents(const ExperimentSpec& spec, const std::filesystem::path
     entry["d_model"] = c.d_model;
     entry["vocab_size"] = c.vocab_size;
     entry["tokenizer_ids"] = member->agent.tokenizer->vocab_size();
-    entry["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    entry["seconds"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     out.members.emplace(a.name, std::move(member));
     out.report.push_back(std::move(entry));
   }

@@ -15,12 +15,14 @@ namespace chorus::experiment {
 
 struct BuiltAgents {
   std::map<std::string, collab::MemberPtr> members;
-  nlohmann::json report = nlohmann::json::array();  // per agent: source, family, sizes, cached/trained
+  nlohmann::json report =
+      nlohmann::json::array();  // per agent: source, family, sizes, cached/trained
 };
 
 // Loads (or pretrains into the cache, working in run_folder/pretrain/<name>) every agent of `spec`.
 // A device other than the CPU is checked: an unknown one or a CUDA device on a machine without one
 // is an error naming agents.<name>.device.
-BuiltAgents build_agents(const ExperimentSpec& spec, const std::filesystem::path& run_folder, bool resume, bool quiet);
+BuiltAgents build_agents(const ExperimentSpec& spec, const std::filesystem::path& run_folder,
+                         bool resume, bool quiet);
 
 }  // namespace chorus::experiment

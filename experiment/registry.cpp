@@ -41,25 +41,28 @@ void ensure_builtins() {
 
 }  // namespace
 
-void ReadContext::check_agent(const ConfigView& view, const std::string& key, const std::string& name) const {
+void ReadContext::check_agent(const ConfigView& view, const std::string& key,
+                              const std::string& name) const {
   if (std::find(agents.begin(), agents.end(), name) != agents.end()) return;
   throw Error(view.origin(key) + ": " + view.key_path(key) + ": no agent called '" + name +
               "' (agents: " + joined(agents) + ")");
 }
 
-void ReadContext::check_system(const ConfigView& view, const std::string& key, const std::string& name) const {
+void ReadContext::check_system(const ConfigView& view, const std::string& key,
+                               const std::string& name) const {
   if (std::find(systems.begin(), systems.end(), name) != systems.end()) return;
   throw Error(view.origin(key) + ": " + view.key_path(key) + ": no system called '" + name +
               "' (systems: " + joined(systems) + ")");
 }
 
-const tasks::Task& ReadContext::task(const ConfigView& view, const std::string& key, const std::string& name) const {
+const tasks::Task& ReadContext::task(const ConfigView& view, const std::string& key,
+                                     const std::string& name) const {
   const auto it = tasks->find(name);
   if (it != tasks->end()) return it->second;
   std::vector<std::string> names;
   for (const auto& [n, t] : *tasks) names.push_back(n);
-  throw Error(view.origin(key) + ": " + view.key_path(key) + ": no task called '" + name + "' (tasks: " +
-              joined(names) + ")");
+  throw Error(view.origin(key) + ": " + view.key_path(key) + ": no task called '" + name +
+              "' (tasks: " + joined(names) + ")");
 }
 
 const collab::MemberPtr& BuildContext::member(const std::string& name) const {
@@ -99,19 +102,20 @@ const SystemReader& system_reader(const std::string& kind) {
 }
 
 std::vector<collab::SystemAnswer> answer_all(collab::System& system, const std::string& task,
-                                             const std::vector<tasks::Example>& examples, int64_t batch_size,
-                                             collab::Transcript* transcript) {
+                                             const std::vector<tasks::Example>& examples,
+                                             int64_t batch_size, collab::Transcript* transcript) {
   std::vector<collab::SystemAnswer> out;
   out.reserve(examples.size());
   const auto step = static_cast<size_t>(std::max<int64_t>(1, batch_size));
   for (size_t begin = 0; begin < examples.size(); begin += step) {
     collab::Batch batch;
     batch.task = task;
-    for (size_t i = begin; i < std::min(examples.size(), begin + step); ++i) batch.examples.push_back(&examples[i]);
+    for (size_t i = begin; i < std::min(examples.size(), begin + step); ++i)
+      batch.examples.push_back(&examples[i]);
     collab::Transcript local;
     auto answers = system.answer(batch, transcript ? &local : nullptr);
-    CHORUS_CHECK(answers.size() == batch.examples.size(), "system '", system.name(), "' gave ", answers.size(),
-                 " answers for ", batch.examples.size(), " examples");
+    CHORUS_CHECK(answers.size() == batch.examples.size(), "system '", system.name(), "' gave ",
+                 answers.size(), " answers for ", batch.examples.size(), " examples");
     if (transcript != nullptr) {
       for (auto message : local.messages()) {
         // Example indices become positions in `examples`.

@@ -1,7 +1,7 @@
-// The system registry: each kind of system ("agent", "vote", "fusion", ...) is a reader of its config
-// block, registered by name. A reader checks its block and the names it refers to before any work
-// and returns a recipe; the runner builds (and, for trainable kinds, trains) systems from recipes
-// in dependency order.
+// The system registry: each kind of system ("agent", "vote", "fusion", ...) is a reader of its
+// config block, registered by name. A reader checks its block and the names it refers to before any
+// work and returns a recipe; the runner builds (and, for trainable kinds, trains) systems from
+// recipes in dependency order.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +33,8 @@ struct ReadContext {
   // system / a task.
   void check_agent(const ConfigView& view, const std::string& key, const std::string& name) const;
   void check_system(const ConfigView& view, const std::string& key, const std::string& name) const;
-  const tasks::Task& task(const ConfigView& view, const std::string& key, const std::string& name) const;
+  const tasks::Task& task(const ConfigView& view, const std::string& key,
+                          const std::string& name) const;
 };
 
 // What a recipe's build step gets: the members, the systems built so far (every system the recipe
@@ -47,7 +48,7 @@ struct BuildContext {
   bool resume = false;
   bool quiet = false;
   uint64_t seed = 0;
-  int64_t batch_size = 32;       // examples per answer() call when a build step evaluates systems
+  int64_t batch_size = 32;  // examples per answer() call when a build step evaluates systems
   // What the build step did (training steps, losses, time, what it chose): report.json's
   // systems[].training. Left empty by kinds that do not train.
   nlohmann::json training = nlohmann::json::object();
@@ -64,8 +65,8 @@ struct SystemRecipe {
   std::function<collab::SystemPtr(BuildContext&)> build;
 };
 
-using SystemReader =
-    std::function<SystemRecipe(const ConfigView& view, const std::string& name, const ReadContext& context)>;
+using SystemReader = std::function<SystemRecipe(const ConfigView& view, const std::string& name,
+                                                const ReadContext& context)>;
 
 // Registers a kind; twice is a chorus::Error.
 void register_system_kind(const std::string& kind, SystemReader reader);
@@ -76,7 +77,8 @@ const SystemReader& system_reader(const std::string& kind);
 
 // Answers every example of `examples` with `system` in batches of `batch_size`.
 std::vector<collab::SystemAnswer> answer_all(collab::System& system, const std::string& task,
-                                             const std::vector<tasks::Example>& examples, int64_t batch_size,
+                                             const std::vector<tasks::Example>& examples,
+                                             int64_t batch_size,
                                              collab::Transcript* transcript = nullptr);
 
 }  // namespace chorus::experiment

@@ -27,7 +27,8 @@ nlohmann::json to_json(const Report& r) {
   j["experiment"] = r.experiment;
   j["seed"] = r.seed;
   j["config_hash"] = r.config_hash;
-  j["provenance"] = {{"chorus_version", r.chorus_version}, {"libtorch_version", r.libtorch_version}};
+  j["provenance"] = {{"chorus_version", r.chorus_version},
+                     {"libtorch_version", r.libtorch_version}};
   j["agents"] = r.agents;
   j["tasks"] = nlohmann::json::array();
   for (const auto& t : r.tasks) {
@@ -47,9 +48,14 @@ nlohmann::json to_json(const Report& r) {
     for (const auto& [key, m] : s.metrics) metrics[key] = metric_json(m);
     nlohmann::json by_task = nlohmann::json::object();
     for (const auto& [task, c] : s.cost_by_task) by_task[task] = cost_json(c);
-    nlohmann::json system = {{"name", s.name},         {"kind", s.kind},       {"description", s.description},
-                             {"agents", s.agents},     {"baseline", s.baseline}, {"metrics", metrics},
-                             {"cost", cost_json(s.cost)}, {"cost_by_task", by_task}};
+    nlohmann::json system = {{"name", s.name},
+                             {"kind", s.kind},
+                             {"description", s.description},
+                             {"agents", s.agents},
+                             {"baseline", s.baseline},
+                             {"metrics", metrics},
+                             {"cost", cost_json(s.cost)},
+                             {"cost_by_task", by_task}};
     if (!s.training.is_null()) system["training"] = s.training;
     if (!s.decisions.empty()) system["decisions"] = s.decisions;
     j["systems"].push_back(std::move(system));

@@ -31,11 +31,11 @@ struct MetricEntry {
 struct SystemReport {
   std::string name, kind, description;
   std::vector<std::string> agents;
-  bool baseline = false;                          // an agent alone, added by the engine
-  std::map<std::string, MetricEntry> metrics;     // "<task>/<metric>"
-  collab::ComputeCost cost;                       // per-example mean over every evaluated example
+  bool baseline = false;                       // an agent alone, added by the engine
+  std::map<std::string, MetricEntry> metrics;  // "<task>/<metric>"
+  collab::ComputeCost cost;                    // per-example mean over every evaluated example
   std::map<std::string, collab::ComputeCost> cost_by_task;  // per-example means
-  nlohmann::json training = nullptr;              // what the build step trained (trainable kinds)
+  nlohmann::json training = nullptr;                // what the build step trained (trainable kinds)
   std::map<std::string, nlohmann::json> decisions;  // per task, the mechanism's summary
 };
 

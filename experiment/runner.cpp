@@ -26,14 +26,17 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+double since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 // --- The run folder ----------------------------------------------------------------------------
 
 void prepare_folder(const RunOptions& run, const Config& config) {
   if (run.mode == train::RunMode::resume) {
-    CHORUS_CHECK(fs::is_regular_file(train::config_path(run.folder)), "cannot resume in run folder '",
-                 run.folder.string(), "': it holds no config.yaml (start it without --resume)");
+    CHORUS_CHECK(fs::is_regular_file(train::config_path(run.folder)),
+                 "cannot resume in run folder '", run.folder.string(),
+                 "': it holds no config.yaml (start it without --resume)");
   } else {
     train::prepare_run_folder(run.folder, run.mode);
   }
@@ -58,8 +61,8 @@ collab::ComputeCost cost_from_json(const nlohmann::json& j) {
 }
 
 // The saved answers when the file holds exactly these examples (a torn or stale file is redone).
-std::optional<std::vector<collab::SystemAnswer>> load_outputs(const fs::path& path,
-                                                              const std::vector<tasks::Example>& examples) {
+std::optional<std::vector<collab::SystemAnswer>> load_outputs(
+    const fs::path& path, const std::vector<tasks::Example>& examples) {
   std::ifstream in(path);
   if (!in) return std::nullopt;
   std::vector<collab::SystemAnswer> out;
@@ -68,7 +71,8 @@ std::optional<std::vector<collab::SystemAnswer>> load_outputs(const fs::path& pa
     const auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return std::nullopt;
     const size_t i = out.size();
-    if (i >= examples.size() || j.value("example", std::string()) != examples[i].id) return std::nullopt;
+    if (i >= examples.size() || j.value("example", std::string()) != examples[i].id)
+      return std::nullopt;
     collab::SystemAnswer a;
     a.text = j.value("output", std::string());
     a.cost = cost_from_json(j.value("cost", nlohmann::json::object()));
@@ -102,9 +106,11 @@ struct Run {
   BuiltAgents agents;
   std::map<std::string, collab::SystemPtr> systems;
   std::map<std::string, nlohmann::json> training;
-  std::map<std::string, std::vector<tasks::Example>> evaluated;  // task -> examples of the evaluated split
+  std::map<std::string, std::vector<tasks::Example>>
+      evaluated;  // task -> examples of the evaluated split
   // outputs[system][task] on the evaluated split; selection[system][task] on the selection split
-  std::map<std::string, std::map<std::string, std::vector<collab::SystemAnswer>>> outputs, selection;
+  std::map<std::string, std::map<std::string, std::vector<collab::SystemAnswer>>> outputs,
+      selection;
   std::vector<std::pair<std::string, nlohmann::json>> phases;
   std::string transcripts, attention, messages;
 
@@ -136,8 +142,9 @@ void build_systems(Run& run) {
   }
 }
 
-std::vector<collab::SystemAnswer> answers_of(Run& run, collab::System& system, const std::string& task,
-                                             const std::string& split, const std::vector<tasks::Example>& examples,
+std::vector<collab::SystemAnswer> answers_of(Run& run, collab::System& system,
+                                             const std::string& task, const std::string& split,
+                                             const std::vector<tasks::Example>& examples,
                                              bool keep_messages) {
   const auto path = outputs_path(run.options.folder, system.name(), task, split);
   if (run.options.mode == train::RunMode::resume || run.options.evaluation_changed) {
@@ -171,12 +178,15 @@ void evaluate_systems(Run& run) {
     const auto start = Clock::now();
     auto& system = *run.systems.at(s.name);
     for (const auto& task : e.tasks) {
-      run.outputs[s.name][task] = answers_of(run, system, task, e.split, run.evaluated.at(task), true);
+      run.outputs[s.name][task] =
+          answers_of(run, system, task, e.split, run.evaluated.at(task), true);
       // Agents alone also answer the selection split: the best single agent is chosen there.
       const auto& t = run.spec.tasks.at(task);
-      if (s.recipe.kind == "agent" && t.has_split(e.selection_split) && e.selection_split != e.split) {
+      if (s.recipe.kind == "agent" && t.has_split(e.selection_split) &&
+          e.selection_split != e.split) {
         const auto examples = tasks::first_examples(t.split(e.selection_split), e.limit);
-        run.selection[s.name][task] = answers_of(run, system, task, e.selection_split, examples, false);
+        run.selection[s.name][task] =
+            answers_of(run, system, task, e.selection_split, examples, false);
       }
     }
     run.phases.emplace_back("evaluate_" + s.name, nlohmann::json{{"seconds", since(start)}});
@@ -229,7 +239,8 @@ void score_systems(Run& run, Report& report) {
         r.metrics[task + "/" + metric] = {v.value, v.interval, v.n, s.name, std::nullopt};
       }
       if (e.completion.count(task)) {
-        const auto c = train::score_task_completion(e.completion.at(task), outputs, references, bootstrap);
+        const auto c =
+            train::score_task_completion(e.completion.at(task), outputs, references, bootstrap);
         MetricEntry m;
         m.value = c.metric.at("value").get<double>();
         m.n = static_cast<int64_t>(outputs.size());
@@ -246,8 +257,8 @@ void score_systems(Run& run, Report& report) {
       }
       if (lm) {
         const auto p = eval::text_perplexity(*lm->agent.model, *lm->agent.tokenizer, outputs);
-        r.metrics[task + "/perplexity"] = {p.perplexity, p.interval, static_cast<int64_t>(outputs.size()), s.name,
-                                           std::nullopt};
+        r.metrics[task + "/perplexity"] = {
+            p.perplexity, p.interval, static_cast<int64_t>(outputs.size()), s.name, std::nullopt};
       }
       r.cost_by_task[task] = mean_cost(answers);
       const auto summary = system.summarise(answers);
@@ -271,14 +282,18 @@ void choose_best_agents(Run& run, Report& report) {
     for (const auto& s : run.spec.systems) {
       if (s.recipe.kind != "agent") continue;
       const bool on_selection = run.selection.count(s.name) && run.selection.at(s.name).count(task);
-      const auto& answers = on_selection ? run.selection.at(s.name).at(task) : run.outputs.at(s.name).at(task);
+      const auto& answers =
+          on_selection ? run.selection.at(s.name).at(task) : run.outputs.at(s.name).at(task);
       const auto& t = run.spec.tasks.at(task);
-      const auto examples = on_selection ? tasks::first_examples(t.split(e.selection_split), e.limit)
-                                         : run.evaluated.at(task);
-      const double value = score_metric(metric, texts_of(answers), references_of(examples), 0, 0).value;
+      const auto examples = on_selection
+                                ? tasks::first_examples(t.split(e.selection_split), e.limit)
+                                : run.evaluated.at(task);
+      const double value =
+          score_metric(metric, texts_of(answers), references_of(examples), 0, 0).value;
       const bool better = higher_is_better(metric) ? value > best.value : value < best.value;
       if (!found || better) {
-        best = {task, s.name, s.recipe.agents.front(), on_selection ? e.selection_split : e.split, metric, value};
+        best = {task,   s.name, s.recipe.agents.front(), on_selection ? e.selection_split : e.split,
+                metric, value};
         found = true;
       }
     }
@@ -299,15 +314,16 @@ void compare_systems(Run& run, Report& report) {
       if (!decomposable(metric)) continue;
       std::map<std::string, MetricStatistics> stats;
       for (const auto& s : run.spec.systems) {
-        stats.emplace(s.name, metric_statistics(metric, texts_of(run.outputs.at(s.name).at(task)), references));
+        stats.emplace(s.name, metric_statistics(metric, texts_of(run.outputs.at(s.name).at(task)),
+                                                references));
       }
       for (const auto& s : run.spec.systems) {
         if (s.baseline) continue;
         for (const auto& b : run.spec.systems) {
           if (b.recipe.kind != "agent" || b.name == s.name) continue;
           const auto& base = stats.at(b.name);
-          const auto test =
-              eval::paired_bootstrap_test(base.stats, stats.at(s.name).stats, base.score, {e.resamples, e.bootstrap_seed});
+          const auto test = eval::paired_bootstrap_test(
+              base.stats, stats.at(s.name).stats, base.score, {e.resamples, e.bootstrap_seed});
           report.comparisons.push_back({s.name, b.name, task + "/" + metric, "paired bootstrap",
                                         test.system_score - test.baseline_score, test.p_value,
                                         b.name == best ? "best single agent" : "agent"});
@@ -326,23 +342,27 @@ void write_transcripts(Run& run) {
     for (const auto& task : e.tasks) {
       const auto& examples = run.evaluated.at(task);
       const auto& answers = run.outputs.at(s.name).at(task);
-      const bool exact = e.metrics.at(task).front() == "em" || e.metrics.at(task).front() == "accuracy";
+      const bool exact =
+          e.metrics.at(task).front() == "em" || e.metrics.at(task).front() == "accuracy";
       const auto n = std::min<size_t>(examples.size(), static_cast<size_t>(e.transcript_examples));
       for (size_t i = 0; i < n; ++i) {
-        nlohmann::json line = {{"system", s.name},
-                               {"set", task},
-                               {"example", examples[i].id},
-                               {"input", examples[i].field("input")},
-                               {"target", examples[i].references.empty() ? "" : examples[i].references.front()},
-                               {"output", answers[i].text},
-                               {"cost", collab::to_json(answers[i].cost)},
-                               {"details", answers[i].details}};
+        nlohmann::json line = {
+            {"system", s.name},
+            {"set", task},
+            {"example", examples[i].id},
+            {"input", examples[i].field("input")},
+            {"target", examples[i].references.empty() ? "" : examples[i].references.front()},
+            {"output", answers[i].text},
+            {"cost", collab::to_json(answers[i].cost)},
+            {"details", answers[i].details}};
         if (exact && !examples[i].references.empty()) {
-          // The line's own verdict under the task's primary metric (SQuAD-normalised or byte-exact).
+          // The line's own verdict under the task's primary metric (SQuAD-normalised or
+          // byte-exact).
           const bool em = e.metrics.at(task).front() == "em";
           bool correct = false;
           for (const auto& ref : examples[i].references) {
-            correct = correct || (em ? eval::exact_match(answers[i].text, ref) > 0 : answers[i].text == ref);
+            correct = correct ||
+                      (em ? eval::exact_match(answers[i].text, ref) > 0 : answers[i].text == ref);
           }
           line["correct"] = correct;
         }
@@ -360,14 +380,16 @@ void write_attention_maps(Run& run) {
     auto* fusion = dynamic_cast<collab::FusionSystem*>(run.systems.at(s.name).get());
     if (fusion == nullptr || e.attention_examples == 0) continue;
     std::string agents;
-    for (const auto& a : fusion->team().augmenting()) agents += (agents.empty() ? "" : ",") + a.name;
+    for (const auto& a : fusion->team().augmenting())
+      agents += (agents.empty() ? "" : ",") + a.name;
     for (const auto& task : e.tasks) {
       const auto examples = tasks::first_examples(run.evaluated.at(task), e.attention_examples);
       collab::Batch batch;
       batch.task = task;
       for (const auto& ex : examples) batch.examples.push_back(&ex);
       const auto [anchor, others] = fusion->texts(batch);
-      const auto inspections = fusion->team().inspect(anchor, others, fusion->task_ids(task, anchor.size()));
+      const auto inspections =
+          fusion->team().inspect(anchor, others, fusion->task_ids(task, anchor.size()));
       for (size_t i = 0; i < inspections.size(); ++i) {
         const auto& r = inspections[i];
         for (int64_t h = 0; h < r.attention.size(0); ++h) {
@@ -375,7 +397,8 @@ void write_attention_maps(Run& run) {
           nlohmann::json weights = nlohmann::json::array();
           for (int64_t q = 0; q < p.size(0); ++q) {
             const auto row = p[q];
-            weights.push_back(std::vector<double>(row.data_ptr<double>(), row.data_ptr<double>() + row.numel()));
+            weights.push_back(
+                std::vector<double>(row.data_ptr<double>(), row.data_ptr<double>() + row.numel()));
           }
           text += nlohmann::json{{"system", s.name},
                                  {"set", task},
@@ -408,7 +431,8 @@ void describe_tasks(const Run& run, Report& report) {
     s.name = task;
     s.description = t.description;
     s.evaluated_split = e.split;
-    for (const auto& [split, examples] : t.splits) s.split_sizes[split] = static_cast<int64_t>(examples.size());
+    for (const auto& [split, examples] : t.splits)
+      s.split_sizes[split] = static_cast<int64_t>(examples.size());
     s.evaluated = static_cast<int64_t>(run.evaluated.at(task).size());
     s.metrics = e.metrics.at(task);
     if (e.completion.count(task)) s.metrics.push_back("completion");
@@ -427,10 +451,12 @@ void describe_tasks(const Run& run, Report& report) {
 
 void print_table(const Report& report, const ExperimentSpec& spec) {
   std::vector<std::string> columns;
-  for (const auto& task : spec.evaluation.tasks) columns.push_back(task + "/" + spec.evaluation.metrics.at(task).front());
+  for (const auto& task : spec.evaluation.tasks)
+    columns.push_back(task + "/" + spec.evaluation.metrics.at(task).front());
   std::cout << std::left << std::setw(28) << "system";
   for (const auto& c : columns) std::cout << std::setw(22) << c;
-  std::cout << std::setw(14) << "calls/example" << "GFLOPs/example\n";
+  std::cout << std::setw(14) << "calls/example"
+            << "GFLOPs/example\n";
   for (const auto& s : report.systems) {
     std::cout << std::setw(28) << s.name;
     for (const auto& c : columns) {
@@ -457,7 +483,8 @@ fs::path run_experiment(const Config& config, const RunOptions& options) {
   Run run{spec, options, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
 
   auto start = Clock::now();
-  run.agents = build_agents(spec, options.folder, options.mode == train::RunMode::resume, options.quiet);
+  run.agents =
+      build_agents(spec, options.folder, options.mode == train::RunMode::resume, options.quiet);
   run.phases.emplace_back("agents", nlohmann::json{{"seconds", since(start)}});
 
   build_systems(run);

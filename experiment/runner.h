@@ -10,9 +10,9 @@
 namespace chorus::experiment {
 
 struct RunOptions {
-  std::filesystem::path folder;                // the run folder
+  std::filesystem::path folder;  // the run folder
   train::RunMode mode = train::RunMode::fresh;
-  bool quiet = false;                          // no progress output
+  bool quiet = false;  // no progress output
   // A re-evaluation (chorus eval RUN_DIR evaluation.a=b): the saved config may differ in its
   // evaluation block; trained systems are reused, outputs of changed tasks recomputed.
   bool evaluation_changed = false;

@@ -33,7 +33,8 @@ struct MetricStatistics {
 };
 // references[s] are example s's references (any number >= 1; shorter lists are padded with their
 // first reference, which leaves every metric here unchanged: each takes the best reference).
-MetricStatistics metric_statistics(const std::string& metric, const std::vector<std::string>& outputs,
+MetricStatistics metric_statistics(const std::string& metric,
+                                   const std::vector<std::string>& outputs,
                                    const std::vector<std::vector<std::string>>& references);
 
 struct MetricValue {
@@ -42,11 +43,13 @@ struct MetricValue {
   int64_t n = 0;
 };
 MetricValue score_metric(const std::string& metric, const std::vector<std::string>& outputs,
-                         const std::vector<std::vector<std::string>>& references, int resamples, uint64_t seed);
+                         const std::vector<std::vector<std::string>>& references, int resamples,
+                         uint64_t seed);
 
 // Per-example scores (sentence-level BLEU and chrF as sacrebleu computes them, ROUGE F, EM, F1);
 // decomposable metrics only.
-std::vector<double> example_scores(const std::string& metric, const std::vector<std::string>& outputs,
+std::vector<double> example_scores(const std::string& metric,
+                                   const std::vector<std::string>& outputs,
                                    const std::vector<std::vector<std::string>>& references);
 
 }  // namespace chorus::experiment

@@ -27,7 +27,8 @@ std::string joined(const std::vector<std::string>& names) {
 
 // The text agent a `pretrain:` key describes: a path to a `chorus pretrain` config, or the same
 // config inline.
-train::TextAgentSpec read_pretrain(const ConfigView& agent, const std::string& name, std::shared_ptr<Config>* keep) {
+train::TextAgentSpec read_pretrain(const ConfigView& agent, const std::string& name,
+                                   std::shared_ptr<Config>* keep) {
   ConfigView root = agent;
   if (agent.kind_of("pretrain") == ConfigValueKind::map) {
     root = agent.child("pretrain");
@@ -48,20 +49,23 @@ void check_device(const ConfigView& v, const std::string& d) {
   const bool cuda = d == "cuda" || d.rfind("cuda:", 0) == 0;
   CHORUS_CHECK(cuda, v.origin("device"), ": ", v.key_path("device"), ": unknown device '", d,
                "' (expected cpu, cuda or cuda:N)");
-  CHORUS_CHECK(torch::cuda::is_available(), v.origin("device"), ": ", v.key_path("device"), ": '", d,
-               "' asked for, but this machine has no CUDA device (use device: cpu)");
+  CHORUS_CHECK(torch::cuda::is_available(), v.origin("device"), ": ", v.key_path("device"), ": '",
+               d, "' asked for, but this machine has no CUDA device (use device: cpu)");
   throw Error(v.origin("device") + ": " + v.key_path("device") + ": '" + d +
-              "': agents run on the CPU in this version; placing them on CUDA devices is not implemented yet");
+              "': agents run on the CPU in this version; placing them on CUDA devices is not "
+              "implemented yet");
 }
 
-AgentSpec read_agent(const ConfigView& v, const std::string& name, const std::map<std::string, tasks::Task>& tasks) {
+AgentSpec read_agent(const ConfigView& v, const std::string& name,
+                     const std::map<std::string, tasks::Task>& tasks) {
   AgentSpec a;
   a.name = name;
   a.role = v.get<std::string>("role", std::string());
   const bool has_model = v.has("model"), has_pretrain = v.has("pretrain");
-  CHORUS_CHECK(has_model != has_pretrain, v.origin(""), ": ", v.path(),
-               ": an agent needs exactly one of 'model' (a Hugging Face folder or a .h5 checkpoint) and "
-               "'pretrain' (a chorus pretrain config, trained and cached)");
+  CHORUS_CHECK(
+      has_model != has_pretrain, v.origin(""), ": ", v.path(),
+      ": an agent needs exactly one of 'model' (a Hugging Face folder or a .h5 checkpoint) and "
+      "'pretrain' (a chorus pretrain config, trained and cached)");
   if (has_model) {
     a.model = v.get_path("model", true);
   } else {
@@ -75,19 +79,21 @@ AgentSpec read_agent(const ConfigView& v, const std::string& name, const std::ma
     if (it == tasks.end()) {
       std::vector<std::string> names;
       for (const auto& [n, t] : tasks) names.push_back(n);
-      throw Error(prompts.origin(task) + ": " + prompts.key_path(task) + ": no task called '" + task +
-                  "' (tasks: " + joined(names) + ")");
+      throw Error(prompts.origin(task) + ": " + prompts.key_path(task) + ": no task called '" +
+                  task + "' (tasks: " + joined(names) + ")");
     }
     const auto text = prompts.get<std::string>(task);
     for (const auto& slot : collab::template_slots(text)) {
-      CHORUS_CHECK(std::find(it->second.fields.begin(), it->second.fields.end(), slot) != it->second.fields.end(),
-                   prompts.origin(task), ": ", prompts.key_path(task), ": the template reads {", slot,
-                   "} but task '", task, "' has the fields ", joined(it->second.fields));
+      CHORUS_CHECK(std::find(it->second.fields.begin(), it->second.fields.end(), slot) !=
+                       it->second.fields.end(),
+                   prompts.origin(task), ": ", prompts.key_path(task), ": the template reads {",
+                   slot, "} but task '", task, "' has the fields ", joined(it->second.fields));
     }
     a.prompts[task] = text;
   }
   if (v.has("generation")) {
-    // Checked now (types, ranges, unknown keys); applied over the model's own defaults once it is loaded.
+    // Checked now (types, ranges, unknown keys); applied over the model's own defaults once it is
+    // loaded.
     a.generation = std::make_shared<ConfigView>(v.child("generation"));
     (void)read_generation(*a.generation, model::GenerationOptions{});
   }
@@ -96,8 +102,10 @@ AgentSpec read_agent(const ConfigView& v, const std::string& name, const std::ma
   return a;
 }
 
-EvaluationSpec read_evaluation(const Config& config, const ConfigView& v, const std::map<std::string, tasks::Task>& tasks,
-                               const std::vector<std::string>& task_order, const std::vector<std::string>& agents) {
+EvaluationSpec read_evaluation(const Config& config, const ConfigView& v,
+                               const std::map<std::string, tasks::Task>& tasks,
+                               const std::vector<std::string>& task_order,
+                               const std::vector<std::string>& agents) {
   EvaluationSpec e;
   e.split = v.get<std::string>("split", e.split);
   e.selection_split = v.get<std::string>("selection_split", e.selection_split);
@@ -105,35 +113,39 @@ EvaluationSpec read_evaluation(const Config& config, const ConfigView& v, const 
   if (v.has("tasks")) {
     e.tasks = v.get<std::vector<std::string>>("tasks");
     for (const auto& t : e.tasks) {
-      CHORUS_CHECK(tasks.count(t), v.origin("tasks"), ": ", v.key_path("tasks"), ": no task called '", t,
-                   "' (tasks: ", joined(task_order), ")");
+      CHORUS_CHECK(tasks.count(t), v.origin("tasks"), ": ", v.key_path("tasks"),
+                   ": no task called '", t, "' (tasks: ", joined(task_order), ")");
     }
   } else {
     e.tasks = task_order;
   }
   for (const auto& t : e.tasks) {
-    CHORUS_CHECK(tasks.at(t).has_split(e.split), v.origin("split"), ": ", v.key_path("split"), ": task '", t,
-                 "' has no split '", e.split, "' (set evaluation.split, or evaluation.tasks to the tasks to evaluate)");
+    CHORUS_CHECK(tasks.at(t).has_split(e.split), v.origin("split"), ": ", v.key_path("split"),
+                 ": task '", t, "' has no split '", e.split,
+                 "' (set evaluation.split, or evaluation.tasks to the tasks to evaluate)");
   }
   const auto metrics = v.child_or_empty("metrics");
   for (const auto& t : metrics.keys()) {
-    CHORUS_CHECK(tasks.count(t), metrics.origin(t), ": ", metrics.key_path(t), ": no task called '", t, "' (tasks: ",
-                 joined(task_order), ")");
+    CHORUS_CHECK(tasks.count(t), metrics.origin(t), ": ", metrics.key_path(t), ": no task called '",
+                 t, "' (tasks: ", joined(task_order), ")");
   }
   for (const auto& t : e.tasks) {
     std::vector<std::string> names = {"em", "f1"};
     if (metrics.has(t)) names = metrics.get<std::vector<std::string>>(t);
-    CHORUS_CHECK(!names.empty(), metrics.origin(t), ": ", metrics.key_path(t), ": expected at least one metric");
+    CHORUS_CHECK(!names.empty(), metrics.origin(t), ": ", metrics.key_path(t),
+                 ": expected at least one metric");
     for (const auto& m : names) {
       const auto& valid = metric_names();
       if (std::find(valid.begin(), valid.end(), m) == valid.end()) {
-        throw Error(metrics.origin(t) + ": " + metrics.key_path(t) + ": unknown metric '" + m + "' (metrics: " +
-                    joined(valid) + "; task completion and perplexity come from evaluation.task_completion and "
+        throw Error(metrics.origin(t) + ": " + metrics.key_path(t) + ": unknown metric '" + m +
+                    "' (metrics: " + joined(valid) +
+                    "; task completion and perplexity come from evaluation.task_completion and "
                     "evaluation.fluency)");
       }
-      CHORUS_CHECK(!needs_references(m) || tasks.at(t).has_references, metrics.origin(t), ": ", metrics.key_path(t),
-                   ": metric '", m, "' compares outputs with references, but task '", t,
-                   "' has none (set tasks.", t, ".references)");
+      CHORUS_CHECK(!needs_references(m) || tasks.at(t).has_references, metrics.origin(t), ": ",
+                   metrics.key_path(t), ": metric '", m,
+                   "' compares outputs with references, but task '", t, "' has none (set tasks.", t,
+                   ".references)");
     }
     e.metrics[t] = names;
   }
@@ -141,8 +153,9 @@ EvaluationSpec read_evaluation(const Config& config, const ConfigView& v, const 
   const auto fluency = v.child_or_empty("fluency");
   e.fluency_lm = fluency.get<std::string>("lm", std::string());
   if (!e.fluency_lm.empty()) {
-    CHORUS_CHECK(std::find(agents.begin(), agents.end(), e.fluency_lm) != agents.end(), fluency.origin("lm"), ": ",
-                 fluency.key_path("lm"), ": no agent called '", e.fluency_lm, "' (agents: ", joined(agents), ")");
+    CHORUS_CHECK(std::find(agents.begin(), agents.end(), e.fluency_lm) != agents.end(),
+                 fluency.origin("lm"), ": ", fluency.key_path("lm"), ": no agent called '",
+                 e.fluency_lm, "' (agents: ", joined(agents), ")");
   }
   e.resamples = static_cast<int>(v.get_int("bootstrap_resamples", 1000, 0, 1000000));
   e.bootstrap_seed = static_cast<uint64_t>(v.get_int("bootstrap_seed", 12345, 0));
@@ -193,14 +206,16 @@ ExperimentSpec read_experiment(const Config& config) {
   x.seed = static_cast<uint64_t>(root.get_int("seed", 0, 0));
   x.threads = static_cast<int>(root.get_int("threads", 0, 0, 1024));
   const auto cache = root.get<std::string>("cache_dir", std::string());
-  x.cache = cache.empty() ? train::default_agent_cache() : root.get_path("cache_dir", false) / "agents";
+  x.cache =
+      cache.empty() ? train::default_agent_cache() : root.get_path("cache_dir", false) / "agents";
 
   const auto tasks = root.child("tasks");
   for (const auto& name : tasks.keys()) {
     x.tasks.emplace(name, tasks::read_task(tasks.child(name), name, x.seed));
     x.task_order.push_back(name);
   }
-  CHORUS_CHECK(!x.task_order.empty(), config.origin("tasks"), ": tasks: expected at least one task");
+  CHORUS_CHECK(!x.task_order.empty(), config.origin("tasks"),
+               ": tasks: expected at least one task");
 
   const auto agents = root.child("agents");
   std::vector<std::string> agent_names;
@@ -208,9 +223,11 @@ ExperimentSpec read_experiment(const Config& config) {
     x.agents.push_back(read_agent(agents.child(name), name, x.tasks));
     agent_names.push_back(name);
   }
-  CHORUS_CHECK(!agent_names.empty(), config.origin("agents"), ": agents: expected at least one agent");
+  CHORUS_CHECK(!agent_names.empty(), config.origin("agents"),
+               ": agents: expected at least one agent");
 
-  x.evaluation = read_evaluation(config, root.child_or_empty("evaluation"), x.tasks, x.task_order, agent_names);
+  x.evaluation = read_evaluation(config, root.child_or_empty("evaluation"), x.tasks, x.task_order,
+                                 agent_names);
 
   const auto systems = root.child_or_empty("systems");
   // Every agent may also be evaluated alone, as agent-<name> (evaluation.agents_alone): the
@@ -261,7 +278,8 @@ ExperimentSpec read_experiment(const Config& config) {
     }
     specs.insert(specs.begin(), baselines.begin(), baselines.end());
   }
-  CHORUS_CHECK(!specs.empty(), config.origin("systems"), ": systems: nothing to evaluate (declare systems, or "
+  CHORUS_CHECK(!specs.empty(), config.origin("systems"),
+               ": systems: nothing to evaluate (declare systems, or "
                "leave evaluation.agents_alone true)");
   x.systems = dependency_order(std::move(specs), systems);
   config.check_all_keys_used();

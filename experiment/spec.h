@@ -23,7 +23,7 @@ namespace chorus::experiment {
 struct AgentSpec {
   std::string name;
   std::string role;
-  std::filesystem::path model;     // a Hugging Face folder or a Chorus .h5 checkpoint (frozen)
+  std::filesystem::path model;  // a Hugging Face folder or a Chorus .h5 checkpoint (frozen)
   // Or an agent Chorus trains (a `chorus pretrain` text-agent config, from a file or inline),
   // cached under its fingerprint.
   std::shared_ptr<train::TextAgentSpec> pretrain;
@@ -44,9 +44,9 @@ struct EvaluationSpec {
   std::string selection_split = "valid";  // where the best single agent is chosen
   int64_t limit = 0;                      // the first N examples of the split; 0: all
   std::vector<std::string> tasks;         // the tasks evaluated, in config order
-  std::map<std::string, std::vector<std::string>> metrics;  // task -> metrics, primary first
+  std::map<std::string, std::vector<std::string>> metrics;     // task -> metrics, primary first
   std::map<std::string, eval::TaskCompletionSpec> completion;  // task -> success predicate
-  std::string fluency_lm;                 // an agent: perplexity of every output under it
+  std::string fluency_lm;  // an agent: perplexity of every output under it
   int resamples = 1000;
   uint64_t bootstrap_seed = 12345;
   int64_t batch_size = 32;

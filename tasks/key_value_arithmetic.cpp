@@ -10,9 +10,12 @@ namespace chorus::tasks {
 
 std::string to_string(ArithmeticTask task) {
   switch (task) {
-    case ArithmeticTask::kv_subs: return "kv_subs";
-    case ArithmeticTask::num_math: return "num_math";
-    case ArithmeticTask::kv_math: return "kv_math";
+    case ArithmeticTask::kv_subs:
+      return "kv_subs";
+    case ArithmeticTask::num_math:
+      return "num_math";
+    case ArithmeticTask::kv_math:
+      return "kv_math";
   }
   return "?";
 }
@@ -53,8 +56,10 @@ std::vector<std::string> vocabulary(const std::vector<std::string>& keys, int64_
 
 KeyValueArithmeticOptions checked(const KeyValueArithmeticOptions& o) {
   CHORUS_CHECK(o.keys >= 2, "kv arithmetic: keys = ", o.keys, "; expected at least 2");
-  CHORUS_CHECK(o.max_value >= 1, "kv arithmetic: max_value = ", o.max_value, "; expected at least 1");
-  CHORUS_CHECK(o.train_keys >= 1 && o.train_keys < o.keys, "kv arithmetic: train_keys = ", o.train_keys,
+  CHORUS_CHECK(o.max_value >= 1, "kv arithmetic: max_value = ", o.max_value,
+               "; expected at least 1");
+  CHORUS_CHECK(o.train_keys >= 1 && o.train_keys < o.keys,
+               "kv arithmetic: train_keys = ", o.train_keys,
                "; expected 1 .. keys - 1 = ", o.keys - 1, " so that some keys are held out");
   return o;
 }
@@ -62,8 +67,7 @@ KeyValueArithmeticOptions checked(const KeyValueArithmeticOptions& o) {
 }  // namespace
 
 KeyValueArithmetic::KeyValueArithmetic(const KeyValueArithmeticOptions& options)
-    : options_(checked(options)),
-      tokenizer_([&] {
+    : options_(checked(options)), tokenizer_([&] {
         std::mt19937_64 rng(options.seed * 0x9E3779B97F4A7C15ULL + 17);
         keys_ = make_keys(options.keys, rng);
         std::uniform_int_distribution<int64_t> value(0, options.max_value);
@@ -83,7 +87,9 @@ const std::vector<int64_t>& KeyValueArithmetic::key_ids(KeySet set) const {
   return set == KeySet::train ? train_ : set == KeySet::heldout ? heldout_ : all_;
 }
 
-ArithmeticExample KeyValueArithmetic::sample(ArithmeticTask task, const ArithmeticSampling& sampling, std::mt19937_64& rng) const {
+ArithmeticExample KeyValueArithmetic::sample(ArithmeticTask task,
+                                             const ArithmeticSampling& sampling,
+                                             std::mt19937_64& rng) const {
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::uniform_int_distribution<int64_t> number(0, options_.max_value);
   const auto& pool = key_ids(sampling.keys);
@@ -135,8 +141,10 @@ KeyValueArithmeticOptions read_key_value_world(const ConfigView& v, uint64_t see
   return o;
 }
 
-std::vector<ArithmeticExample> arithmetic_examples(const KeyValueArithmetic& world, ArithmeticTask task,
-                                                   const ArithmeticSampling& sampling, int64_t count, uint64_t seed) {
+std::vector<ArithmeticExample> arithmetic_examples(const KeyValueArithmetic& world,
+                                                   ArithmeticTask task,
+                                                   const ArithmeticSampling& sampling,
+                                                   int64_t count, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<ArithmeticExample> out;
   out.reserve(static_cast<size_t>(count));
@@ -156,16 +164,20 @@ uint64_t stable_stream(const std::string& task, const std::string& split) {
 Task generate(const ConfigView& view, const std::string& name, uint64_t seed) {
   const auto g = view.child("generator");
   const KeyValueArithmetic world(read_key_value_world(g.child_or_empty("world"), seed));
-  const auto task = parse_arithmetic_task(g.get_choice("task", {"kv_subs", "num_math", "kv_math"}), g.path());
+  const auto task =
+      parse_arithmetic_task(g.get_choice("task", {"kv_subs", "num_math", "kv_math"}), g.path());
   ArithmeticSampling sampling;
   const auto keys = g.get_choice("keys", {"all", "train", "heldout"}, std::string("all"));
-  sampling.keys = keys == "train" ? KeySet::train : keys == "heldout" ? KeySet::heldout : KeySet::all;
+  sampling.keys = keys == "train"     ? KeySet::train
+                  : keys == "heldout" ? KeySet::heldout
+                                      : KeySet::all;
   sampling.single_fraction = g.get_double("single_fraction", 0.0, 0.0, 1.0);
   sampling.mixed_fraction = g.get_double("mixed_fraction", 0.0, 0.0, 1.0);
   Task out;
   out.name = name;
-  out.description = to_string(task) + " over " + keys + " keys (" + std::to_string(world.options().keys) +
-                    " keys, values 0.." + std::to_string(world.options().max_value) + ")";
+  out.description = to_string(task) + " over " + keys + " keys (" +
+                    std::to_string(world.options().keys) + " keys, values 0.." +
+                    std::to_string(world.options().max_value) + ")";
   out.fields = {"input"};
   out.has_references = true;
   const auto splits = g.child("splits");
@@ -196,6 +208,8 @@ Task generate(const ConfigView& view, const std::string& name, uint64_t seed) {
 
 }  // namespace
 
-void register_key_value_arithmetic_generator() { register_task_generator("key_value_arithmetic", generate); }
+void register_key_value_arithmetic_generator() {
+  register_task_generator("key_value_arithmetic", generate);
+}
 
 }  // namespace chorus::tasks

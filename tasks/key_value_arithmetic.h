@@ -19,10 +19,10 @@ std::string to_string(ArithmeticTask task);
 ArithmeticTask parse_arithmetic_task(const std::string& name, const std::string& where);
 
 struct KeyValueArithmeticOptions {
-  int64_t keys = 300;         // made-up one-token string keys
-  int64_t max_value = 99;     // values and operands are 0..max_value
-  int64_t train_keys = 210;   // keys the composition may train on; the rest are held out
-  uint64_t seed = 0;          // fixes the key strings, their values and the split
+  int64_t keys = 300;        // made-up one-token string keys
+  int64_t max_value = 99;    // values and operands are 0..max_value
+  int64_t train_keys = 210;  // keys the composition may train on; the rest are held out
+  uint64_t seed = 0;         // fixes the key strings, their values and the split
 };
 
 // Which keys an expression may use.
@@ -30,14 +30,15 @@ enum class KeySet { all, train, heldout };
 
 // How expressions are drawn.
 struct ArithmeticSampling {
-  double single_fraction = 0.0;   // one-operand expressions ("key" -> "value")
-  double mixed_fraction = 0.0;    // two-operand expressions over keys with exactly one operand a number
+  double single_fraction = 0.0;  // one-operand expressions ("key" -> "value")
+  double mixed_fraction =
+      0.0;  // two-operand expressions over keys with exactly one operand a number
   KeySet keys = KeySet::all;
 };
 
 struct ArithmeticExample {
-  std::string input;    // "blorf + 17"
-  std::string target;   // "48"
+  std::string input;   // "blorf + 17"
+  std::string target;  // "48"
   // Token positions of the operands in the input (for input smoothing); the other operand value
   // used for mixup is drawn by the caller.
   std::vector<int64_t> operand_positions;
@@ -57,7 +58,8 @@ class KeyValueArithmetic {
   const std::vector<int64_t>& key_ids(KeySet set) const;
 
   // One example of `task` drawn with `rng`.
-  ArithmeticExample sample(ArithmeticTask task, const ArithmeticSampling& sampling, std::mt19937_64& rng) const;
+  ArithmeticExample sample(ArithmeticTask task, const ArithmeticSampling& sampling,
+                           std::mt19937_64& rng) const;
   // The answer of an arithmetic target for operands a op b.
   static int64_t apply(int64_t a, char op, int64_t b) { return op == '+' ? a + b : a - b; }
 
@@ -73,8 +75,10 @@ class KeyValueArithmetic {
 KeyValueArithmeticOptions read_key_value_world(const ConfigView& view, uint64_t seed);
 
 // `count` examples of `task` drawn from the stream seeded with `seed`.
-std::vector<ArithmeticExample> arithmetic_examples(const KeyValueArithmetic& world, ArithmeticTask task,
-                                                   const ArithmeticSampling& sampling, int64_t count, uint64_t seed);
+std::vector<ArithmeticExample> arithmetic_examples(const KeyValueArithmetic& world,
+                                                   ArithmeticTask task,
+                                                   const ArithmeticSampling& sampling,
+                                                   int64_t count, uint64_t seed);
 
 // The task generator `key_value_arithmetic` (tasks.<name>.generator):
 //   world: {keys: 300, max_value: 99, train_keys: 210}

@@ -1,4 +1,5 @@
-// File tasks: JSON lines, TSV and line-aligned text files read into examples; the generator registry.
+// File tasks: JSON lines, TSV and line-aligned text files read into examples; the generator
+// registry.
 #include "tasks/task.h"
 
 #include <algorithm>
@@ -52,11 +53,13 @@ std::vector<std::string> data_lines(const std::filesystem::path& file) {
 }
 
 bool blank(const std::string& line) {
-  return std::all_of(line.begin(), line.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r'; });
+  return std::all_of(line.begin(), line.end(),
+                     [](char c) { return c == ' ' || c == '\t' || c == '\r'; });
 }
 
 // A JSON value as text: strings as they are, numbers and booleans as JSON writes them.
-std::string scalar_text(const nlohmann::json& value, const std::string& where, const std::string& key) {
+std::string scalar_text(const nlohmann::json& value, const std::string& where,
+                        const std::string& key) {
   if (value.is_string()) return value.get<std::string>();
   if (value.is_number() || value.is_boolean()) return value.dump();
   throw Error(where + ": field '" + key + "' is " + std::string(value.type_name()) +
@@ -68,7 +71,8 @@ std::vector<std::string> split_tabs(const std::string& line) {
   size_t start = 0;
   for (;;) {
     const auto tab = line.find('\t', start);
-    columns.push_back(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
+    columns.push_back(
+        line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
     if (tab == std::string::npos) return columns;
     start = tab + 1;
   }
@@ -98,7 +102,8 @@ struct FieldMap {
   std::vector<std::string> references;
 };
 
-std::vector<Example> read_jsonl(const std::filesystem::path& file, const FieldMap& map, const std::string& key) {
+std::vector<Example> read_jsonl(const std::filesystem::path& file, const FieldMap& map,
+                                const std::string& key) {
   const auto lines = data_lines(file);
   std::vector<Example> out;
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -115,14 +120,16 @@ std::vector<Example> read_jsonl(const std::filesystem::path& file, const FieldMa
     ex.id = file.filename().string() + ":" + std::to_string(i + 1);
     for (const auto& [field, source] : map.fields) {
       const auto it = row.find(source);
-      CHORUS_CHECK(it != row.end(), where, ": missing field '", source, "' (", key, ".fields.", field, ")");
+      CHORUS_CHECK(it != row.end(), where, ": missing field '", source, "' (", key, ".fields.",
+                   field, ")");
       ex.fields[field] = scalar_text(*it, where, source);
     }
     for (const auto& source : map.references) {
       const auto it = row.find(source);
       CHORUS_CHECK(it != row.end(), where, ": missing field '", source, "' (", key, ".references)");
       if (it->is_array()) {
-        CHORUS_CHECK(!it->empty(), where, ": field '", source, "' is an empty list (expected at least one reference)");
+        CHORUS_CHECK(!it->empty(), where, ": field '", source,
+                     "' is an empty list (expected at least one reference)");
         for (const auto& r : *it) ex.references.push_back(scalar_text(r, where, source));
       } else {
         ex.references.push_back(scalar_text(*it, where, source));
@@ -139,7 +146,8 @@ std::vector<Example> read_tsv(const std::filesystem::path& file, const FieldMap&
   size_t first = 0;
   std::map<std::string, size_t> column_of;
   if (header) {
-    CHORUS_CHECK(!lines.empty(), file.string(), ": empty file (", key, ".header is true: expected a header line)");
+    CHORUS_CHECK(!lines.empty(), file.string(), ": empty file (", key,
+                 ".header is true: expected a header line)");
     const auto names = split_tabs(lines[0]);
     for (size_t c = 0; c < names.size(); ++c) column_of[names[c]] = c;
     first = 1;
@@ -150,8 +158,8 @@ std::vector<Example> read_tsv(const std::filesystem::path& file, const FieldMap&
       if (it == column_of.end()) {
         std::vector<std::string> names;
         for (const auto& [n, c] : column_of) names.push_back(n);
-        throw Error(at_line(file, 0) + ": no column '" + name + "' in the header (" + what + "; columns: " +
-                    joined(names) + ")");
+        throw Error(at_line(file, 0) + ": no column '" + name + "' in the header (" + what +
+                    "; columns: " + joined(names) + ")");
       }
       return it->second;
     }
@@ -162,19 +170,22 @@ std::vector<Example> read_tsv(const std::filesystem::path& file, const FieldMap&
     } catch (const std::exception&) {
     }
     throw Error(key + ": column '" + name + "' (" + what +
-                ") must be a 0-based index when the TSV file has no header (set header: true to use names)");
+                ") must be a 0-based index when the TSV file has no header (set header: true to "
+                "use names)");
   };
   std::vector<std::pair<std::string, size_t>> fields;
-  for (const auto& [field, source] : map.fields) fields.emplace_back(field, column(source, key + ".fields." + field));
+  for (const auto& [field, source] : map.fields)
+    fields.emplace_back(field, column(source, key + ".fields." + field));
   std::vector<size_t> references;
-  for (const auto& source : map.references) references.push_back(column(source, key + ".references"));
+  for (const auto& source : map.references)
+    references.push_back(column(source, key + ".references"));
   std::vector<Example> out;
   for (size_t i = first; i < lines.size(); ++i) {
     if (lines[i].empty()) continue;
     const auto columns = split_tabs(lines[i]);
     auto get = [&](size_t c) -> const std::string& {
-      CHORUS_CHECK(c < columns.size(), at_line(file, i), ": ", columns.size(), " columns (expected at least ", c + 1,
-                   ")");
+      CHORUS_CHECK(c < columns.size(), at_line(file, i), ": ", columns.size(),
+                   " columns (expected at least ", c + 1, ")");
       return columns[c];
     };
     Example ex;
@@ -213,11 +224,13 @@ std::vector<Example> read_text_split(const ConfigView& split) {
                ": expected at least one field file (e.g. input: test.en)");
   const size_t n = columns.front().second.size();
   auto check_count = [&](size_t count, const std::string& file) {
-    CHORUS_CHECK(count == n, split.path(), ": '", file, "' has ", count, " lines but '", files.front(), "' has ", n,
+    CHORUS_CHECK(count == n, split.path(), ": '", file, "' has ", count, " lines but '",
+                 files.front(), "' has ", n,
                  " (line-aligned files must have the same number of lines)");
   };
   for (size_t c = 0; c < columns.size(); ++c) check_count(columns[c].second.size(), files[c]);
-  for (size_t r = 0; r < references.size(); ++r) check_count(references[r].size(), files[columns.size() + r]);
+  for (size_t r = 0; r < references.size(); ++r)
+    check_count(references[r].size(), files[columns.size() + r]);
   std::vector<Example> out;
   for (size_t i = 0; i < n; ++i) {
     Example ex;
@@ -246,10 +259,11 @@ Task read_file_task(const ConfigView& view, const std::string& name) {
   FieldMap map;
   if (format != Format::text) {
     const auto fields = view.child_or_empty("fields");
-    for (const auto& field : fields.keys()) map.fields.emplace_back(field, fields.get<std::string>(field));
-    if (map.fields.empty()) map.fields.emplace_back("input", format == Format::tsv && !view.get<bool>("header", false)
-                                                                 ? "0"
-                                                                 : "input");
+    for (const auto& field : fields.keys())
+      map.fields.emplace_back(field, fields.get<std::string>(field));
+    if (map.fields.empty())
+      map.fields.emplace_back(
+          "input", format == Format::tsv && !view.get<bool>("header", false) ? "0" : "input");
     if (view.kind_of("references") == ConfigValueKind::list) {
       map.references = view.get<std::vector<std::string>>("references");
     } else if (view.has("references")) {
@@ -258,7 +272,8 @@ Task read_file_task(const ConfigView& view, const std::string& name) {
   }
   const bool header = format == Format::tsv ? view.get<bool>("header", false) : false;
   const auto limits = view.child_or_empty("limit");
-  const int64_t every = view.has("limit") && limits.keys().empty() ? view.get_int("limit", 0, 0) : 0;
+  const int64_t every =
+      view.has("limit") && limits.keys().empty() ? view.get_int("limit", 0, 0) : 0;
 
   for (const auto& split : split_names) {
     const std::string key = view.key_path("splits") + "." + split;
@@ -267,9 +282,11 @@ Task read_file_task(const ConfigView& view, const std::string& name) {
       examples = read_text_split(splits.child(split));
     } else {
       const auto file = splits.get_path(split, true);
-      examples = format == Format::jsonl ? read_jsonl(file, map, view.path()) : read_tsv(file, map, header, view.path());
+      examples = format == Format::jsonl ? read_jsonl(file, map, view.path())
+                                         : read_tsv(file, map, header, view.path());
     }
-    CHORUS_CHECK(!examples.empty(), splits.origin(split), ": ", key, ": no examples (an empty split)");
+    CHORUS_CHECK(!examples.empty(), splits.origin(split), ": ", key,
+                 ": no examples (an empty split)");
     const int64_t limit = limits.keys().empty() ? every : limits.get_int(split, 0, 0);
     task.splits[split] = first_examples(examples, limit);
   }
@@ -277,19 +294,22 @@ Task read_file_task(const ConfigView& view, const std::string& name) {
   // Fields and references must agree across splits: a system reads the same fields everywhere.
   const auto& first = task.splits.begin()->second.front();
   for (const auto& [field, value] : first.fields) task.fields.push_back(field);
-  std::stable_sort(task.fields.begin(), task.fields.end(),
-                   [](const std::string& a, const std::string& b) { return a == "input" && b != "input"; });
+  std::stable_sort(
+      task.fields.begin(), task.fields.end(),
+      [](const std::string& a, const std::string& b) { return a == "input" && b != "input"; });
   task.has_references = true;
   for (const auto& [split, examples] : task.splits) {
     for (const auto& ex : examples) {
-      CHORUS_CHECK(ex.fields.size() == first.fields.size(), view.path(), ": example ", ex.id, " of split '", split,
-                   "' has other fields than ", first.id, " (expected the same fields in every split)");
+      CHORUS_CHECK(ex.fields.size() == first.fields.size(), view.path(), ": example ", ex.id,
+                   " of split '", split, "' has other fields than ", first.id,
+                   " (expected the same fields in every split)");
       task.has_references = task.has_references && !ex.references.empty();
     }
   }
-  CHORUS_CHECK(std::find(task.fields.begin(), task.fields.end(), "input") != task.fields.end(), view.path(),
-               ": the examples have no field 'input' (fields: ", joined(task.fields),
-               "); name one of them input in ", view.key_path("fields"), ", e.g. fields: {input: question}");
+  CHORUS_CHECK(std::find(task.fields.begin(), task.fields.end(), "input") != task.fields.end(),
+               view.path(), ": the examples have no field 'input' (fields: ", joined(task.fields),
+               "); name one of them input in ", view.key_path("fields"),
+               ", e.g. fields: {input: question}");
   return task;
 }
 

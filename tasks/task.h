@@ -35,7 +35,8 @@ struct Task {
 };
 
 // Makes a task from its config block (everything but `generator`, which it reads itself).
-using TaskGenerator = std::function<Task(const ConfigView& view, const std::string& name, uint64_t seed)>;
+using TaskGenerator =
+    std::function<Task(const ConfigView& view, const std::string& name, uint64_t seed)>;
 // Registers a generator under `kind`; registering a kind twice is a chorus::Error.
 void register_task_generator(const std::string& kind, TaskGenerator generator);
 // The registered kinds, sorted.

@@ -24,7 +24,8 @@ std::vector<std::string> read_text_lines(const std::filesystem::path& file) {
   const bool gzip = is_gzip_file(file);
   // gzread inflates gzip members and passes other files through unchanged.
   gzFile in = gzopen(file.c_str(), "rb");
-  CHORUS_CHECK(in != nullptr, "cannot open data file '", file.string(), "': ", std::strerror(errno));
+  CHORUS_CHECK(in != nullptr, "cannot open data file '", file.string(),
+               "': ", std::strerror(errno));
   gzbuffer(in, 1 << 17);
   std::string text;
   std::vector<char> chunk(1 << 17);
@@ -34,14 +35,16 @@ std::vector<std::string> read_text_lines(const std::filesystem::path& file) {
       int code = 0;
       const std::string message = gzerror(in, &code);
       gzclose(in);
-      throw Error("cannot read data file '" + file.string() + "'" + (gzip ? " (gzip)" : "") + ": " + message);
+      throw Error("cannot read data file '" + file.string() + "'" + (gzip ? " (gzip)" : "") + ": " +
+                  message);
     }
     if (n == 0) break;
     text.append(chunk.data(), static_cast<size_t>(n));
   }
   // A truncated gzip stream reads as a short file without an error from gzread; gzclose reports it.
   const int closed = gzclose(in);
-  CHORUS_CHECK(closed == Z_OK, "cannot read data file '", file.string(), "': the gzip stream is truncated or corrupt");
+  CHORUS_CHECK(closed == Z_OK, "cannot read data file '", file.string(),
+               "': the gzip stream is truncated or corrupt");
   std::vector<std::string> lines;
   size_t start = 0;
   while (start < text.size()) {

@@ -37,7 +37,8 @@ torch::Tensor labels_from_scores(const std::vector<std::vector<double>>& scores)
     }
     if (best == worst) continue;
     for (int64_t i = 0; i < n; ++i) {
-      if (scores[static_cast<size_t>(i)][static_cast<size_t>(e)] == best) right.index_put_({e, i}, true);
+      if (scores[static_cast<size_t>(i)][static_cast<size_t>(e)] == best)
+        right.index_put_({e, i}, true);
     }
   }
   return right;
@@ -62,7 +63,8 @@ collab::SystemPtr build_selector(const SelectRecipe& recipe, BuildContext& b) {
     collab::GraphSelector selector(options);
     const auto saved = train::read_checkpoint(checkpoint);
     train::NamedParameters parameters;
-    for (const auto& item : selector->named_parameters()) parameters.emplace_back(item.key(), item.value());
+    for (const auto& item : selector->named_parameters())
+      parameters.emplace_back(item.key(), item.value());
     train::restore_parameters(saved, parameters);
     b.training = nlohmann::json::parse(saved.state.extra);
     b.training["resumed"] = true;
@@ -71,7 +73,8 @@ collab::SystemPtr build_selector(const SelectRecipe& recipe, BuildContext& b) {
 
   // Every agent answers the training examples; their node features and scores label them.
   const auto start = std::chrono::steady_clock::now();
-  const auto examples = tasks::first_examples(b.tasks->at(recipe.task).split(recipe.split), recipe.examples);
+  const auto examples =
+      tasks::first_examples(b.tasks->at(recipe.task).split(recipe.split), recipe.examples);
   auto system = make(collab::GraphSelector(nullptr));
   std::vector<std::vector<torch::Tensor>> parts(agents.size());
   std::vector<std::vector<std::string>> outputs(agents.size());
@@ -79,14 +82,16 @@ collab::SystemPtr build_selector(const SelectRecipe& recipe, BuildContext& b) {
   for (size_t begin = 0; begin < examples.size(); begin += static_cast<size_t>(b.batch_size)) {
     collab::Batch batch;
     batch.task = recipe.task;
-    for (size_t i = begin; i < std::min(examples.size(), begin + static_cast<size_t>(b.batch_size)); ++i) {
+    for (size_t i = begin; i < std::min(examples.size(), begin + static_cast<size_t>(b.batch_size));
+         ++i) {
       batch.examples.push_back(&examples[i]);
       references.push_back(examples[i].references);
     }
     const auto answers = system->ask(batch, nullptr);
     for (size_t node = 0; node < agents.size(); ++node) {
       parts[node].push_back(answers.features[node]);
-      for (size_t e = 0; e < batch.examples.size(); ++e) outputs[node].push_back(answers.answers[e][node].text);
+      for (size_t e = 0; e < batch.examples.size(); ++e)
+        outputs[node].push_back(answers.answers[e][node].text);
     }
   }
   std::vector<torch::Tensor> features;
@@ -94,7 +99,8 @@ collab::SystemPtr build_selector(const SelectRecipe& recipe, BuildContext& b) {
   std::vector<std::vector<double>> scores;
   for (const auto& o : outputs) scores.push_back(example_scores(recipe.metric, o, references));
   const auto right = labels_from_scores(scores);
-  const auto answer_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto answer_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   collab::GraphSelectorFit fit;
   try {
@@ -104,7 +110,8 @@ collab::SystemPtr build_selector(const SelectRecipe& recipe, BuildContext& b) {
   }
   nlohmann::json right_counts = nlohmann::json::object();
   for (size_t node = 0; node < agents.size(); ++node) {
-    right_counts[recipe.agents[node]] = right.select(1, static_cast<int64_t>(node)).sum().item<int64_t>();
+    right_counts[recipe.agents[node]] =
+        right.select(1, static_cast<int64_t>(node)).sum().item<int64_t>();
   }
   b.training = {{"task", recipe.task},
                 {"split", recipe.split},
@@ -119,7 +126,8 @@ collab::SystemPtr build_selector(const SelectRecipe& recipe, BuildContext& b) {
                 {"answer_seconds", answer_seconds},
                 {"seconds", fit.seconds}};
   train::NamedParameters parameters;
-  for (const auto& item : fit.selector->named_parameters()) parameters.emplace_back(item.key(), item.value());
+  for (const auto& item : fit.selector->named_parameters())
+    parameters.emplace_back(item.key(), item.value());
   train::CheckpointState state;
   state.step = recipe.training.steps;
   state.finished = true;
@@ -136,24 +144,37 @@ SystemRecipe read_graph_select(const ConfigView& v, const std::string& name, con
   CHORUS_CHECK(recipe->agents.size() >= 2, v.origin("agents"), ": ", v.key_path("agents"),
                ": graph selection needs at least two agents");
   for (const auto& a : recipe->agents) c.check_agent(v, "agents", a);
-  recipe->graph = collab::graph_attention_from_config(v.child_or_empty("graph"), recipe->agents, /*complete_by_default=*/true);
+  if (v.has("graph")) {
+    recipe->graph = collab::graph_attention_from_config(v.child("graph"), recipe->agents,
+                                                        /*complete_by_default=*/true);
+  } else {  // the default graph: every agent reads every agent, 64 wide, 2 heads, one step
+    recipe->graph.options.dim = 64;
+    recipe->graph.options.heads = 2;
+    recipe->graph.options.steps = 1;
+    recipe->graph.options.seed = c.seed;
+    const auto n = static_cast<int64_t>(recipe->agents.size());
+    recipe->graph.adjacency = torch::ones({n, n}, torch::kBool);
+  }
   const auto train = v.child("train");
   recipe->task = train.get<std::string>("task");
   const auto& task = c.task(train, "task", recipe->task);
-  CHORUS_CHECK(task.has_references, train.origin("task"), ": ", train.key_path("task"), ": task '", recipe->task,
-               "' has no references to label the agents' answers with");
-  recipe->split = train.get<std::string>("split", task.has_split("train") ? std::string("train") : "valid");
-  CHORUS_CHECK(task.has_split(recipe->split), train.origin("split"), ": ", train.key_path("split"), ": task '",
-               recipe->task, "' has no split '", recipe->split, "'");
-  const auto metrics = c.metrics->count(recipe->task) ? c.metrics->at(recipe->task) : std::vector<std::string>{"em"};
+  CHORUS_CHECK(task.has_references, train.origin("task"), ": ", train.key_path("task"), ": task '",
+               recipe->task, "' has no references to label the agents' answers with");
+  recipe->split =
+      train.get<std::string>("split", task.has_split("train") ? std::string("train") : "valid");
+  CHORUS_CHECK(task.has_split(recipe->split), train.origin("split"), ": ", train.key_path("split"),
+               ": task '", recipe->task, "' has no split '", recipe->split, "'");
+  const auto metrics =
+      c.metrics->count(recipe->task) ? c.metrics->at(recipe->task) : std::vector<std::string>{"em"};
   recipe->metric = train.get_choice("metric", metric_names(), metrics.front());
-  CHORUS_CHECK(decomposable(recipe->metric), train.origin("metric"), ": ", train.key_path("metric"), ": '",
-               recipe->metric, "' has no per-example scores to label answers with");
+  CHORUS_CHECK(decomposable(recipe->metric), train.origin("metric"), ": ", train.key_path("metric"),
+               ": '", recipe->metric, "' has no per-example scores to label answers with");
   recipe->examples = train.get_int("examples", 500, 1);
   recipe->training.steps = train.get_int("steps", 300, 1);
   recipe->training.batch_size = train.get_int("batch_size", 64, 1);
   recipe->training.learning_rate = train.get_double("learning_rate", 3e-3, 1e-9);
-  recipe->training.seed = static_cast<uint64_t>(train.get_int("seed", static_cast<int64_t>(c.seed), 0));
+  recipe->training.seed =
+      static_cast<uint64_t>(train.get_int("seed", static_cast<int64_t>(c.seed), 0));
   collab::check_graph_selector_training_options(recipe->training);
 
   SystemRecipe r;

@@ -1,4 +1,5 @@
-// Readers of the mechanism kinds: agent, vote, self_consistency, negotiation, consensus_rules, pipeline.
+// Readers of the mechanism kinds: agent, vote, self_consistency, negotiation, consensus_rules,
+// pipeline.
 #include <memory>
 
 #include "collab/systems.h"
@@ -13,26 +14,29 @@ namespace chorus::experiment {
 namespace {
 
 // `agents: [a, b]`, each a declared agent.
-std::vector<std::string> read_agents(const ConfigView& v, const ReadContext& c, const std::string& key = "agents") {
+std::vector<std::string> read_agents(const ConfigView& v, const ReadContext& c,
+                                     const std::string& key = "agents") {
   const auto names = v.get<std::vector<std::string>>(key);
   for (const auto& n : names) c.check_agent(v, key, n);
   for (size_t i = 0; i < names.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
-      CHORUS_CHECK(names[i] != names[j], v.origin(key), ": ", v.key_path(key), ": agent '", names[i],
-                   "' listed twice");
+      CHORUS_CHECK(names[i] != names[j], v.origin(key), ": ", v.key_path(key), ": agent '",
+                   names[i], "' listed twice");
     }
   }
   return names;
 }
 
-std::vector<collab::MemberPtr> members_of(const BuildContext& b, const std::vector<std::string>& names) {
+std::vector<collab::MemberPtr> members_of(const BuildContext& b,
+                                          const std::vector<std::string>& names) {
   std::vector<collab::MemberPtr> out;
   for (const auto& n : names) out.push_back(b.member(n));
   return out;
 }
 
 // A member with the system's own generation overrides, when it has any.
-collab::MemberPtr with_generation(const collab::MemberPtr& member, const std::shared_ptr<ConfigView>& overrides) {
+collab::MemberPtr with_generation(const collab::MemberPtr& member,
+                                  const std::shared_ptr<ConfigView>& overrides) {
   if (!overrides) return member;
   auto copy = std::make_shared<collab::Member>(*member);
   copy->generation = read_generation(*overrides, member->generation);
@@ -46,8 +50,10 @@ collab::VotingOptions read_voting(const ConfigView& v, const std::vector<std::st
   collab::VotingOptions o;
   o.rule = collab::vote_rule_from_string(v.get_choice("rule", rules, std::string("majority")));
   const auto weights = v.child_or_empty("weights");
-  for (const auto& name : weights.keys()) o.weights[name] = weights.get_double(name, std::nullopt, 0.0);
-  const auto utility = v.get_choice("utility", {"token_f1", "exact_match", "bleu", "chrf"}, std::string("token_f1"));
+  for (const auto& name : weights.keys())
+    o.weights[name] = weights.get_double(name, std::nullopt, 0.0);
+  const auto utility =
+      v.get_choice("utility", {"token_f1", "exact_match", "bleu", "chrf"}, std::string("token_f1"));
   if (utility == "bleu" || utility == "chrf") {
     o.utility = "token_f1";  // replaced by the custom utility below
     if (utility == "bleu") {
@@ -106,7 +112,8 @@ SystemRecipe read_vote(const ConfigView& v, const std::string& name, const ReadC
   return r;
 }
 
-SystemRecipe read_self_consistency(const ConfigView& v, const std::string& name, const ReadContext& c) {
+SystemRecipe read_self_consistency(const ConfigView& v, const std::string& name,
+                                   const ReadContext& c) {
   SystemRecipe r;
   r.kind = "self_consistency";
   const auto agent = v.get<std::string>("agent");
@@ -148,15 +155,19 @@ SystemRecipe read_negotiation(const ConfigView& v, const std::string& name, cons
     o.judge = judge;
   } else {
     CHORUS_CHECK(!v.has("judge"), v.origin("judge"), ": ", v.key_path("judge"),
-                 ": a judge is only read under rule: judge (rule is ", collab::to_string(o.rule), ")");
+                 ": a judge is only read under rule: judge (rule is ", collab::to_string(o.rule),
+                 ")");
   }
-  if (!judge.empty() && std::find(r.agents.begin(), r.agents.end(), judge) == r.agents.end()) r.agents.push_back(judge);
+  if (!judge.empty() && std::find(r.agents.begin(), r.agents.end(), judge) == r.agents.end())
+    r.agents.push_back(judge);
   // The templates' slots are checked by building the mechanism once over stand-ins.
   {
     std::vector<collab::ResponderPtr> stand_ins;
     for (const auto& a : v.get<std::vector<std::string>>("agents"))
       stand_ins.push_back(std::make_shared<collab::ScriptedResponder>(a, collab::Response{}));
-    auto stand_in_judge = judge.empty() ? nullptr : std::make_shared<collab::ScriptedResponder>(judge, collab::Response{});
+    auto stand_in_judge =
+        judge.empty() ? nullptr
+                      : std::make_shared<collab::ScriptedResponder>(judge, collab::Response{});
     try {
       collab::Negotiation check(stand_ins, o, stand_in_judge);
     } catch (const Error& e) {
@@ -171,46 +182,30 @@ SystemRecipe read_negotiation(const ConfigView& v, const std::string& name, cons
   return r;
 }
 
-SystemRecipe read_consensus_rules(const ConfigView& v, const std::string& name, const ReadContext& c) {
+SystemRecipe read_consensus_rules(const ConfigView& v, const std::string& name,
+                                  const ReadContext& c) {
   SystemRecipe r;
   r.kind = "consensus_rules";
   r.agents = read_agents(v, c);
-  std::vector<collab::ConsensusRule> rules;
-  for (const auto& rule : v.list("rules")) rules.push_back({rule.get<std::string>("when"), rule.get<std::string>("prefer")});
-  CHORUS_CHECK(!rules.empty(), v.origin("rules"), ": ", v.key_path("rules"), ": expected at least one rule");
-  try {
-    collab::ConsensusRules check(rules, r.agents);
-  } catch (const Error& e) {
-    throw Error(v.origin("rules") + ": " + v.key_path("rules") + ": " + e.what());
-  }
+  const auto rules = collab::ConsensusRules::from_config(v, "rules", r.agents).rules();
   r.build = [name, agents = r.agents, rules](BuildContext& b) -> collab::SystemPtr {
     return std::make_shared<collab::ConsensusRulesSystem>(name, members_of(b, agents), rules);
   };
   return r;
 }
 
+// The pipeline's roles are read by collab's one pipeline reader: {name, responder, prompt}, where
+// a responder is an agent of the experiment.
 SystemRecipe read_pipeline(const ConfigView& v, const std::string& name, const ReadContext& c) {
   SystemRecipe r;
   r.kind = "pipeline";
-  collab::PipelineConfig config;
-  for (const auto& role : v.list("roles")) {
-    collab::PipelineRole p;
-    p.name = role.get<std::string>("name");
-    p.responder = role.get<std::string>("agent");
-    c.check_agent(role, "agent", p.responder);
-    p.prompt_template = role.get<std::string>("prompt", std::string("{input}"));
-    if (std::find(r.agents.begin(), r.agents.end(), p.responder) == r.agents.end()) r.agents.push_back(p.responder);
-    config.roles.push_back(std::move(p));
-  }
-  config.output_role = v.get<std::string>("output", std::string());
-  {
-    std::vector<collab::ResponderPtr> stand_ins;
-    for (const auto& a : r.agents) stand_ins.push_back(std::make_shared<collab::ScriptedResponder>(a, collab::Response{}));
-    try {
-      collab::Pipeline check(config, stand_ins);
-    } catch (const Error& e) {
-      throw Error(v.origin("roles") + ": " + v.key_path("roles") + ": " + e.what());
-    }
+  const auto config = collab::pipeline_config_from_config(v, {"kind"});
+  const auto roles = v.list("roles");
+  for (size_t i = 0; i < config.roles.size(); ++i) {
+    c.check_agent(roles[i], "responder", config.roles[i].responder);
+    const auto& agent = config.roles[i].responder;
+    if (std::find(r.agents.begin(), r.agents.end(), agent) == r.agents.end())
+      r.agents.push_back(agent);
   }
   r.build = [name, agents = r.agents, config](BuildContext& b) -> collab::SystemPtr {
     return std::make_shared<collab::PipelineSystem>(name, members_of(b, agents), config);

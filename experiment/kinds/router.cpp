@@ -33,7 +33,10 @@ class RouterSystem final : public collab::System {
  public:
   RouterSystem(std::string name, std::vector<collab::SystemPtr> arms, collab::MemberPtr reader,
                collab::RouterPolicy policy, double lambda)
-      : System(std::move(name)), arms_(std::move(arms)), reader_(std::move(reader)), policy_(std::move(policy)),
+      : System(std::move(name)),
+        arms_(std::move(arms)),
+        reader_(std::move(reader)),
+        policy_(std::move(policy)),
         lambda_(lambda) {}
 
   std::string kind() const override { return "router"; }
@@ -60,10 +63,12 @@ class RouterSystem final : public collab::System {
   std::vector<int64_t> choose(const collab::Batch& batch) {
     const auto f = features(batch);
     const auto chosen = policy_->choose(f.input_ids, f.attention_mask).contiguous();
-    return std::vector<int64_t>(chosen.data_ptr<int64_t>(), chosen.data_ptr<int64_t>() + chosen.numel());
+    return std::vector<int64_t>(chosen.data_ptr<int64_t>(),
+                                chosen.data_ptr<int64_t>() + chosen.numel());
   }
 
-  std::vector<collab::SystemAnswer> answer(const collab::Batch& batch, collab::Transcript* transcript) override {
+  std::vector<collab::SystemAnswer> answer(const collab::Batch& batch,
+                                           collab::Transcript* transcript) override {
     torch::NoGradGuard no_grad;
     const auto f = features(batch);
     const auto chosen = choose(batch);
@@ -95,7 +100,8 @@ class RouterSystem final : public collab::System {
     }
     const auto tokens = f.attention_mask.sum(1).contiguous();
     for (size_t i = 0; i < out.size(); ++i) {
-      out[i].cost.flops += policy_->flops_per_decision(tokens[static_cast<int64_t>(i)].item<int64_t>());
+      out[i].cost.flops +=
+          policy_->flops_per_decision(tokens[static_cast<int64_t>(i)].item<int64_t>());
     }
     return out;
   }
@@ -122,14 +128,16 @@ struct ArmTable {
   torch::Tensor scores, costs;  // [N, A] float64
 };
 
-ArmTable arm_table(const RouterRecipe& recipe, BuildContext& b, const std::vector<tasks::Example>& examples) {
+ArmTable arm_table(const RouterRecipe& recipe, BuildContext& b,
+                   const std::vector<tasks::Example>& examples) {
   const auto n = static_cast<int64_t>(examples.size());
   const auto arms = static_cast<int64_t>(recipe.arms.size());
   ArmTable t{torch::zeros({n, arms}, torch::kFloat64), torch::zeros({n, arms}, torch::kFloat64)};
   std::vector<std::vector<std::string>> references;
   for (const auto& ex : examples) references.push_back(ex.references);
   for (int64_t a = 0; a < arms; ++a) {
-    const auto answers = answer_all(*b.system(recipe.arms[static_cast<size_t>(a)]), recipe.task, examples, b.batch_size);
+    const auto answers = answer_all(*b.system(recipe.arms[static_cast<size_t>(a)]), recipe.task,
+                                    examples, b.batch_size);
     std::vector<std::string> outputs;
     for (const auto& x : answers) outputs.push_back(x.text);
     const auto scores = example_scores(recipe.metric, outputs, references);
@@ -167,7 +175,8 @@ collab::SystemPtr build_router(const RouterRecipe& recipe, BuildContext& b) {
     auto policy = make_policy();
     const auto saved = train::read_checkpoint(checkpoint);
     train::NamedParameters parameters;
-    for (const auto& item : policy->named_parameters()) parameters.emplace_back(item.key(), item.value());
+    for (const auto& item : policy->named_parameters())
+      parameters.emplace_back(item.key(), item.value());
     train::restore_parameters(saved, parameters);
     b.training = nlohmann::json::parse(saved.state.extra);
     b.training["resumed"] = true;
@@ -190,7 +199,8 @@ collab::SystemPtr build_router(const RouterRecipe& recipe, BuildContext& b) {
     collab::RouterBandit bandit;
     bandit.ids = features.input_ids;
     bandit.mask = features.attention_mask;
-    bandit.reward = collab::reward_table((table.scores - lambda * table.costs / cost_scale).to(torch::kFloat32));
+    bandit.reward = collab::reward_table(
+        (table.scores - lambda * table.costs / cost_scale).to(torch::kFloat32));
     *log = collab::train_router(policy, bandit, recipe.training);
     return policy;
   };
@@ -199,8 +209,10 @@ collab::SystemPtr build_router(const RouterRecipe& recipe, BuildContext& b) {
 
   nlohmann::json arm_means = nlohmann::json::object();
   for (size_t a = 0; a < recipe.arms.size(); ++a) {
-    arm_means[recipe.arms[a]] = {{"score", table.scores.select(1, static_cast<int64_t>(a)).mean().item<double>()},
-                                 {recipe.cost_measure, table.costs.select(1, static_cast<int64_t>(a)).mean().item<double>()}};
+    arm_means[recipe.arms[a]] = {
+        {"score", table.scores.select(1, static_cast<int64_t>(a)).mean().item<double>()},
+        {recipe.cost_measure,
+         table.costs.select(1, static_cast<int64_t>(a)).mean().item<double>()}};
   }
   const auto oracle = table.scores.max(1);
   b.training = {{"task", recipe.task},
@@ -218,12 +230,14 @@ collab::SystemPtr build_router(const RouterRecipe& recipe, BuildContext& b) {
 
   // The accuracy-cost curve: one policy per lambda, choosing on the sweep split.
   if (!recipe.sweep.empty()) {
-    const auto sweep_examples = tasks::first_examples(task.split(recipe.sweep_split), recipe.examples);
+    const auto sweep_examples =
+        tasks::first_examples(task.split(recipe.sweep_split), recipe.examples);
     const auto sweep_table = arm_table(recipe, b, sweep_examples);
     collab::Batch sweep_batch;
     sweep_batch.task = recipe.task;
     for (const auto& ex : sweep_examples) sweep_batch.examples.push_back(&ex);
-    const auto sweep_features = model::tokenize_batch(*reader->agent.tokenizer, sweep_batch.inputs());
+    const auto sweep_features =
+        model::tokenize_batch(*reader->agent.tokenizer, sweep_batch.inputs());
     nlohmann::json curve = nlohmann::json::array();
     for (const double lambda : recipe.sweep) {
       collab::RouterTrainingLog sweep_log;
@@ -232,15 +246,18 @@ collab::SystemPtr build_router(const RouterRecipe& recipe, BuildContext& b) {
       const auto rows = torch::arange(chosen.size(0));
       const double score = sweep_table.scores.index({rows, chosen}).mean().item<double>();
       const double cost = sweep_table.costs.index({rows, chosen}).mean().item<double>();
-      curve.push_back({{"lambda", lambda}, {"score", score}, {"cost", {{recipe.cost_measure, cost}}}});
+      curve.push_back(
+          {{"lambda", lambda}, {"score", score}, {"cost", {{recipe.cost_measure, cost}}}});
     }
     b.training["curve"] = curve;
     b.training["curve_split"] = recipe.sweep_split;
   }
-  b.training["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  b.training["seconds"] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   train::NamedParameters parameters;
-  for (const auto& item : policy->named_parameters()) parameters.emplace_back(item.key(), item.value());
+  for (const auto& item : policy->named_parameters())
+    parameters.emplace_back(item.key(), item.value());
   train::CheckpointState state;
   state.step = recipe.training.steps;
   state.finished = true;
@@ -257,7 +274,8 @@ SystemRecipe read_router(const ConfigView& v, const std::string& name, const Rea
   CHORUS_CHECK(recipe->arms.size() >= 2, v.origin("arms"), ": ", v.key_path("arms"),
                ": a router needs at least two arms (systems)");
   for (const auto& a : recipe->arms) {
-    CHORUS_CHECK(a != name, v.origin("arms"), ": ", v.key_path("arms"), ": a router cannot route to itself");
+    CHORUS_CHECK(a != name, v.origin("arms"), ": ", v.key_path("arms"),
+                 ": a router cannot route to itself");
     c.check_system(v, "arms", a);
   }
   recipe->tokenizer = v.get<std::string>("tokenizer");
@@ -265,27 +283,30 @@ SystemRecipe read_router(const ConfigView& v, const std::string& name, const Rea
   recipe->lambda = v.get_double("lambda", 0.0, 0.0);
   if (v.has("lambdas")) recipe->sweep = v.get<std::vector<double>>("lambdas");
   for (const double l : recipe->sweep) {
-    CHORUS_CHECK(l >= 0, v.origin("lambdas"), ": ", v.key_path("lambdas"), ": ", l, " (expected values >= 0)");
+    CHORUS_CHECK(l >= 0, v.origin("lambdas"), ": ", v.key_path("lambdas"), ": ", l,
+                 " (expected values >= 0)");
   }
-  recipe->cost_measure = v.get_choice("cost", {"flops", "agent_calls", "tokens", "seconds"}, std::string("flops"));
+  recipe->cost_measure =
+      v.get_choice("cost", {"flops", "agent_calls", "tokens", "seconds"}, std::string("flops"));
   recipe->embedding_dim = v.get_int("embedding_dim", 32, 1);
   recipe->hidden_dim = v.get_int("hidden_dim", 64, 1);
   const auto train = v.child("train");
   recipe->task = train.get<std::string>("task");
   const auto& task = c.task(train, "task", recipe->task);
-  CHORUS_CHECK(task.has_references, train.origin("task"), ": ", train.key_path("task"), ": task '", recipe->task,
-               "' has no references to reward the arms with");
+  CHORUS_CHECK(task.has_references, train.origin("task"), ": ", train.key_path("task"), ": task '",
+               recipe->task, "' has no references to reward the arms with");
   recipe->split = train.get<std::string>("split", std::string("train"));
-  CHORUS_CHECK(task.has_split(recipe->split), train.origin("split"), ": ", train.key_path("split"), ": task '",
-               recipe->task, "' has no split '", recipe->split, "'");
+  CHORUS_CHECK(task.has_split(recipe->split), train.origin("split"), ": ", train.key_path("split"),
+               ": task '", recipe->task, "' has no split '", recipe->split, "'");
   recipe->sweep_split = train.get<std::string>("sweep_split", std::string("valid"));
-  CHORUS_CHECK(recipe->sweep.empty() || task.has_split(recipe->sweep_split), train.origin("sweep_split"), ": ",
-               train.key_path("sweep_split"), ": task '", recipe->task, "' has no split '", recipe->sweep_split,
-               "' for the lambda sweep");
-  const auto metrics = c.metrics->count(recipe->task) ? c.metrics->at(recipe->task) : std::vector<std::string>{"em"};
+  CHORUS_CHECK(recipe->sweep.empty() || task.has_split(recipe->sweep_split),
+               train.origin("sweep_split"), ": ", train.key_path("sweep_split"), ": task '",
+               recipe->task, "' has no split '", recipe->sweep_split, "' for the lambda sweep");
+  const auto metrics =
+      c.metrics->count(recipe->task) ? c.metrics->at(recipe->task) : std::vector<std::string>{"em"};
   recipe->metric = train.get_choice("metric", metric_names(), metrics.front());
-  CHORUS_CHECK(decomposable(recipe->metric), train.origin("metric"), ": ", train.key_path("metric"), ": '",
-               recipe->metric, "' has no per-example scores to reward with");
+  CHORUS_CHECK(decomposable(recipe->metric), train.origin("metric"), ": ", train.key_path("metric"),
+               ": '", recipe->metric, "' has no per-example scores to reward with");
   recipe->examples = train.get_int("examples", 500, 1);
   auto& o = recipe->training;
   o.objective = collab::policy_objective_from_string(

@@ -12,12 +12,13 @@ namespace chorus::model {
 TokenBatch tokenize_batch(const model::Tokenizer& tokenizer, const std::vector<std::string>& inputs,
                           const std::vector<std::string>& targets) {
   CHORUS_CHECK(!inputs.empty(), "tokenize_batch: an empty batch");
-  CHORUS_CHECK(targets.empty() || targets.size() == inputs.size(), "tokenize_batch: ", inputs.size(),
-               " inputs but ", targets.size(), " targets");
+  CHORUS_CHECK(targets.empty() || targets.size() == inputs.size(),
+               "tokenize_batch: ", inputs.size(), " inputs but ", targets.size(), " targets");
   auto pad = [](const std::vector<std::vector<int64_t>>& rows, int64_t fill, torch::Tensor* mask) {
     size_t width = 1;
     for (const auto& r : rows) width = std::max(width, r.size());
-    auto ids = torch::full({static_cast<int64_t>(rows.size()), static_cast<int64_t>(width)}, fill, torch::kInt64);
+    auto ids = torch::full({static_cast<int64_t>(rows.size()), static_cast<int64_t>(width)}, fill,
+                           torch::kInt64);
     auto m = torch::zeros_like(ids);
     auto a = ids.accessor<int64_t, 2>();
     auto am = m.accessor<int64_t, 2>();

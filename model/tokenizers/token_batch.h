@@ -14,7 +14,8 @@ namespace chorus::model {
 struct TokenBatch {
   torch::Tensor input_ids;       // [B, S] int64
   torch::Tensor attention_mask;  // [B, S] int64, 1 = token
-  torch::Tensor labels;          // [B, T] int64 targets ending with </s>, -100 at padding; undefined without targets
+  torch::Tensor
+      labels;  // [B, T] int64 targets ending with </s>, -100 at padding; undefined without targets
 };
 // Tokenizes `inputs` (and `targets` when given, one per input) with the tokenizer's special tokens.
 TokenBatch tokenize_batch(const Tokenizer& tokenizer, const std::vector<std::string>& inputs,

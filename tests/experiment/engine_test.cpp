@@ -27,10 +27,11 @@ using chorus::testing::TemporaryFolder;
 
 const fs::path kTeam = CHORUS_TINY_TEAM;
 
-#define REQUIRE_TEAM()                                                                                  \
-  if (!fs::is_regular_file(kTeam / "manifest.json"))                                                  \
-  GTEST_SKIP() << "the tiny team fixture is absent (" << kTeam.string()                               \
-               << "): it is built by ctest's experiment.tiny_team_fixture, which needs CHORUS_PYTHON"
+#define REQUIRE_TEAM()                                         \
+  if (!fs::is_regular_file(kTeam / "manifest.json"))           \
+  GTEST_SKIP()                                                 \
+      << "the tiny team fixture is absent (" << kTeam.string() \
+      << "): it is built by ctest's experiment.tiny_team_fixture, which needs CHORUS_PYTHON"
 
 nlohmann::json read_json(const fs::path& path) {
   std::ifstream in(path);
@@ -54,13 +55,18 @@ std::string experiment_yaml(const std::string& systems_extra = "") {
          "tasks:\n"
          "  qa:\n"
          "    description: made-up facts; the T5 knows colours, the BART shapes\n"
-         "    splits: {train: " + t + "/task/train.jsonl, valid: " + t + "/task/valid.jsonl, test: " + t +
+         "    splits: {train: " +
+         t + "/task/train.jsonl, valid: " + t + "/task/valid.jsonl, test: " + t +
          "/task/test.jsonl.gz}\n"
          "    fields: {input: question, context: context}\n"
          "    references: answers\n"
          "agents:\n"
-         "  t5: {model: " + t + "/t5, role: knows colours, generation: {max_new_tokens: 8}}\n"
-         "  bart: {model: " + t + "/bart, role: knows shapes, generation: {max_new_tokens: 8}}\n"
+         "  t5: {model: " +
+         t +
+         "/t5, role: knows colours, generation: {max_new_tokens: 8}}\n"
+         "  bart: {model: " +
+         t +
+         "/bart, role: knows shapes, generation: {max_new_tokens: 8}}\n"
          "systems:\n"
          "  vote: {kind: vote, agents: [t5, bart], rule: log_prob}\n"
          "  mbr: {kind: vote, agents: [t5, bart], rule: mbr, utility: chrf}\n"
@@ -69,11 +75,13 @@ std::string experiment_yaml(const std::string& systems_extra = "") {
          "  rules:\n"
          "    kind: consensus_rules\n"
          "    agents: [t5, bart]\n"
-         "    rules: [{when: 'regex:(red|green|yellow|blue|purple|orange|brown|white)', prefer: t5}, "
+         "    rules: [{when: 'regex:(red|green|yellow|blue|purple|orange|brown|white)', prefer: "
+         "t5}, "
          "{when: any, prefer: bart}]\n"
          "  relay:\n"
          "    kind: pipeline\n"
-         "    roles: [{name: draft, agent: bart}, {name: answer, agent: t5, prompt: '{input} {draft}'}]\n"
+         "    roles: [{name: draft, responder: bart}, {name: answer, responder: t5, prompt: "
+         "'{input} {draft}'}]\n"
          "    output: answer\n"
          "  fused:\n"
          "    kind: fusion\n"
@@ -81,7 +89,8 @@ std::string experiment_yaml(const std::string& systems_extra = "") {
          "    augmenting: [bart]\n"
          "    heads: 2\n"
          "    head_dim: 16\n"
-         "    train: {steps: 24, batch_size: 16, learning_rate: 3.0e-3, warmup_steps: 4, eval_every: 12,\n"
+         "    train: {steps: 24, batch_size: 16, learning_rate: 3.0e-3, warmup_steps: 4, "
+         "eval_every: 12,\n"
          "            checkpoint_every: 8, tasks: [{task: qa}], eval_examples: 20}\n"
          "  select:\n"
          "    kind: graph_select\n"
@@ -119,38 +128,44 @@ TEST(EngineEndToEnd, EveryKindOfSystemOverTwoFamiliesThroughChorusTrain) {
   std::ofstream(dir / "tiny_team.yaml") << experiment_yaml();
   const auto folder = dir / "run";
   std::string output;
-  const auto command = std::string(CHORUS_BINARY) + " train " + (dir / "tiny_team.yaml").string() + " --out " +
-                       folder.string() + " --quiet";
+  const auto command = std::string(CHORUS_BINARY) + " train " + (dir / "tiny_team.yaml").string() +
+                       " --out " + folder.string() + " --quiet";
   ASSERT_EQ(run(command, &output), 0) << output;
 
   // The report validates against the schema (and its cross-references hold).
   std::string validation;
   const char* python = std::getenv("CHORUS_PYTHON");
   ASSERT_NE(python, nullptr);
-  ASSERT_EQ(run(std::string(python) + " " + CHORUS_SOURCE_DIR "/tests/experiment/validate_report.py " +
-                    CHORUS_SOURCE_DIR "/docs/report.schema.json " + (folder / "report.json").string(),
-                &validation),
-            0)
+  ASSERT_EQ(
+      run(std::string(python) + " " + CHORUS_SOURCE_DIR "/tests/experiment/validate_report.py " +
+              CHORUS_SOURCE_DIR "/docs/report.schema.json " + (folder / "report.json").string(),
+          &validation),
+      0)
       << validation;
 
   const auto report = read_json(folder / "report.json");
   std::set<std::string> kinds;
   for (const auto& s : report["systems"]) kinds.insert(s["kind"].get<std::string>());
-  EXPECT_EQ(kinds, (std::set<std::string>{"agent", "vote", "self_consistency", "negotiation", "consensus_rules",
-                                          "pipeline", "fusion", "graph_select", "router"}));
+  EXPECT_EQ(kinds, (std::set<std::string>{"agent", "vote", "self_consistency", "negotiation",
+                                          "consensus_rules", "pipeline", "fusion", "graph_select",
+                                          "router"}));
 
   // Each agent alone answers exactly as transformers' greedy generate does on the test rows.
   const auto manifest = read_json(kTeam / "manifest.json");
   for (const std::string agent : {"t5", "bart"}) {
     std::ifstream in(folder / "outputs" / ("agent-" + agent) / "qa.test.jsonl");
     std::vector<std::string> outputs;
-    for (std::string line; std::getline(in, line);) outputs.push_back(nlohmann::json::parse(line)["output"]);
-    const auto expected = manifest["models"][agent]["test_predictions"].get<std::vector<std::string>>();
+    for (std::string line; std::getline(in, line);)
+      outputs.push_back(nlohmann::json::parse(line)["output"]);
+    const auto expected =
+        manifest["models"][agent]["test_predictions"].get<std::vector<std::string>>();
     EXPECT_EQ(outputs, expected) << agent;
   }
 
   // Costs follow the mechanisms: one call per agent, one per sample, at least one per debater.
-  auto calls = [&](const std::string& s) { return system_named(report, s)["cost"]["agent_calls"].get<double>(); };
+  auto calls = [&](const std::string& s) {
+    return system_named(report, s)["cost"]["agent_calls"].get<double>();
+  };
   EXPECT_DOUBLE_EQ(calls("agent-t5"), 1.0);
   EXPECT_DOUBLE_EQ(calls("vote"), 2.0);
   EXPECT_DOUBLE_EQ(calls("sampled"), 3.0);
@@ -175,10 +190,12 @@ TEST(EngineEndToEnd, EveryKindOfSystemOverTwoFamiliesThroughChorusTrain) {
   ASSERT_EQ(report["best_single_agent"].size(), 1u);
   EXPECT_EQ(report["best_single_agent"][0]["chosen_on"], "valid");
   bool against_best = false;
-  for (const auto& c : report["comparisons"]) against_best = against_best || c["baseline_role"] == "best single agent";
+  for (const auto& c : report["comparisons"])
+    against_best = against_best || c["baseline_role"] == "best single agent";
   EXPECT_TRUE(against_best);
 
-  // Inspection files: transcripts, each mechanism's messages, the fusion head's attention maps, the page.
+  // Inspection files: transcripts, each mechanism's messages, the fusion head's attention maps, the
+  // page.
   EXPECT_TRUE(fs::is_regular_file(folder / "transcripts.jsonl"));
   EXPECT_TRUE(fs::is_regular_file(folder / "outputs" / "debate" / "qa.test.messages.jsonl"));
   EXPECT_TRUE(fs::is_regular_file(folder / "attention.jsonl"));
@@ -194,18 +211,42 @@ TEST(EngineEndToEnd, EveryKindOfSystemOverTwoFamiliesThroughChorusTrain) {
   EXPECT_EQ(system_named(again, "select")["training"]["resumed"], true);
 }
 
+// experiments/templates/two_hf_models.yaml, the README's starting point, runs as written once its
+// paths name real folders and data (here the tiny team; training shortened by overrides).
+TEST(EngineEndToEnd, TheTemplateRunsWithOnlyItsPathsChanged) {
+  REQUIRE_TEAM();
+  TemporaryFolder dir;
+  const auto t = kTeam.string();
+  std::string output;
+  const auto command =
+      std::string(CHORUS_BINARY) + " train " + CHORUS_SOURCE_DIR +
+      "/experiments/templates/two_hf_models.yaml --out " + (dir / "run").string() +
+      " --quiet agents.flan.model=" + t + "/t5 agents.bart.model=" + t + "/bart" +
+      " tasks.qa.splits.train=" + t + "/task/train.jsonl tasks.qa.splits.valid=" + t +
+      "/task/valid.jsonl tasks.qa.splits.test=" + t + "/task/test.jsonl" +
+      " systems.fused.train.steps=4 systems.fused.train.eval_every=2 evaluation.limit=12"
+      " systems.select.train.examples=60 systems.route.train.examples=60";
+  ASSERT_EQ(run(command, &output), 0) << output;
+  const auto report = read_json(dir / "run" / "report.json");
+  EXPECT_EQ(report["systems"].size(), 10u);  // 8 declared, 2 agents alone
+  EXPECT_EQ(report["tasks"][0]["evaluated_examples"], 12);
+}
+
 TEST(EngineEndToEnd, BridgeValuesAcrossVocabulariesAreRefusedByName) {
   REQUIRE_TEAM();
   TemporaryFolder dir;
-  auto yaml = experiment_yaml("  bridged: {kind: fusion, anchor: t5, augmenting: [bart], value_source: bridge,\n"
-                              "            augmenting_states: decoder, train: {steps: 2, tasks: [{task: qa}]}}\n");
+  auto yaml = experiment_yaml(
+      "  bridged: {kind: fusion, anchor: t5, augmenting: [bart], value_source: bridge,\n"
+      "            augmenting_states: decoder, train: {steps: 2, tasks: [{task: qa}]}}\n");
   const auto config = Config::parse(yaml, (dir / "x.yaml").string(), dir.path());
   RunOptions options;
   options.folder = dir / "run";
   options.quiet = true;
   const auto message = error_of([&] { run_experiment(config, options); });
-  EXPECT_NE(message.find("value_source bridge reads 'bart''s output distribution through 't5''s input embedding"),
-            std::string::npos)
+  EXPECT_NE(
+      message.find(
+          "value_source bridge reads 'bart''s output distribution through 't5''s input embedding"),
+      std::string::npos)
       << message;
   EXPECT_NE(message.find("use value_source: hidden"), std::string::npos) << message;
 }
@@ -214,14 +255,17 @@ TEST(EngineEndToEnd, AMissingDeviceIsAnErrorNamingTheKey) {
   REQUIRE_TEAM();
   TemporaryFolder dir;
   const auto yaml = experiment_yaml();
-  const auto config = Config::parse(yaml, (dir / "x.yaml").string(), dir.path(), {"agents.bart.device=cuda:3"});
+  const auto config =
+      Config::parse(yaml, (dir / "x.yaml").string(), dir.path(), {"agents.bart.device=cuda:3"});
   RunOptions options;
   options.folder = dir / "run";
   options.quiet = true;
   const auto message = error_of([&] { run_experiment(config, options); });
   EXPECT_NE(message.find("agents.bart.device: 'cuda:3'"), std::string::npos) << message;
-  const auto typo = Config::parse(yaml, (dir / "x.yaml").string(), dir.path(), {"agents.bart.device=gpu"});
-  EXPECT_NE(error_of([&] { run_experiment(typo, options); }).find("unknown device 'gpu'"), std::string::npos);
+  const auto typo =
+      Config::parse(yaml, (dir / "x.yaml").string(), dir.path(), {"agents.bart.device=gpu"});
+  EXPECT_NE(error_of([&] { run_experiment(typo, options); }).find("unknown device 'gpu'"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -28,11 +28,13 @@ struct World {
   World() {
     fs::create_directories(dir / "model_a");
     fs::create_directories(dir / "model_b");
-    write(dir / "train.jsonl", "{\"q\": \"one\", \"a\": [\"1\", \"i\"]}\n{\"q\": \"two\", \"a\": \"2\"}\n");
+    write(dir / "train.jsonl",
+          "{\"q\": \"one\", \"a\": [\"1\", \"i\"]}\n{\"q\": \"two\", \"a\": \"2\"}\n");
     write(dir / "test.jsonl", "{\"q\": \"three\", \"a\": \"3\"}\n\n{\"q\": \"four\", \"a\": 4}\n");
   }
   std::string yaml(const std::string& systems, const std::string& extra = "") const {
-    return "tasks:\n  count:\n    splits: {train: train.jsonl, test: test.jsonl}\n    fields: {input: q}\n"
+    return "tasks:\n  count:\n    splits: {train: train.jsonl, test: test.jsonl}\n    fields: "
+           "{input: q}\n"
            "    references: a\n"
            "agents:\n  a: {model: model_a}\n  b: {model: model_b}\n" +
            systems + extra;
@@ -44,20 +46,23 @@ struct World {
 
 TEST(ExperimentSpec, ReadsTasksAgentsAndSystemsInDependencyOrder) {
   World w;
-  const auto spec = w.read(w.yaml(
-      "systems:\n  route: {kind: router, arms: [agent-a, vote], tokenizer: a, train: {task: count}}\n"
-      "  vote: {kind: vote, agents: [a, b], rule: majority}\n",
-      "evaluation: {metrics: {count: [em, bleu]}}\n"));
+  const auto spec =
+      w.read(w.yaml("systems:\n  route: {kind: router, arms: [agent-a, vote], tokenizer: a, train: "
+                    "{task: count}}\n"
+                    "  vote: {kind: vote, agents: [a, b], rule: majority}\n",
+                    "evaluation: {metrics: {count: [em, bleu]}}\n"));
   const auto& task = spec.tasks.at("count");
   ASSERT_EQ(task.split("train").size(), 2u);
   EXPECT_EQ(task.split("train")[0].references, (std::vector<std::string>{"1", "i"}));
   EXPECT_EQ(task.split("test")[1].references, (std::vector<std::string>{"4"}));  // a number as text
-  EXPECT_EQ(task.split("test")[1].id, "test.jsonl:3");                           // blank lines skipped
+  EXPECT_EQ(task.split("test")[1].id, "test.jsonl:3");  // blank lines skipped
   EXPECT_EQ(task.split("train")[0].field("input"), "one");
   std::vector<std::string> order;
   for (const auto& s : spec.systems) order.push_back(s.name);
   // Baselines first, then each system after the systems it routes to.
-  const auto at = [&](const std::string& n) { return std::find(order.begin(), order.end(), n) - order.begin(); };
+  const auto at = [&](const std::string& n) {
+    return std::find(order.begin(), order.end(), n) - order.begin();
+  };
   EXPECT_LT(at("vote"), at("route"));
   EXPECT_LT(at("agent-a"), at("route"));
   EXPECT_EQ(spec.evaluation.metrics.at("count"), (std::vector<std::string>{"em", "bleu"}));
@@ -65,25 +70,31 @@ TEST(ExperimentSpec, ReadsTasksAgentsAndSystemsInDependencyOrder) {
 
 TEST(ExperimentSpec, UnknownAgentListsTheAgents) {
   World w;
-  const auto message = error_of([&] { w.read(w.yaml("systems:\n  v: {kind: vote, agents: [a, c]}\n")); });
-  EXPECT_NE(message.find("systems.v.agents: no agent called 'c' (agents: a, b)"), std::string::npos) << message;
+  const auto message =
+      error_of([&] { w.read(w.yaml("systems:\n  v: {kind: vote, agents: [a, c]}\n")); });
+  EXPECT_NE(message.find("systems.v.agents: no agent called 'c' (agents: a, b)"), std::string::npos)
+      << message;
   EXPECT_NE(message.find("exp.yaml:"), std::string::npos) << message;
 }
 
 TEST(ExperimentSpec, UnknownKindAndKeysSayWhatIsValid) {
   World w;
-  auto message = error_of([&] { w.read(w.yaml("systems:\n  v: {kind: votes, agents: [a, b]}\n")); });
+  auto message =
+      error_of([&] { w.read(w.yaml("systems:\n  v: {kind: votes, agents: [a, b]}\n")); });
   EXPECT_NE(message.find("did you mean 'vote'"), std::string::npos) << message;
-  message = error_of([&] { w.read(w.yaml("systems:\n  v: {kind: vote, agents: [a, b], rul: majority}\n")); });
-  EXPECT_NE(message.find("unknown key 'systems.v.rul' (did you mean 'systems.v.rule'?)"), std::string::npos)
+  message = error_of(
+      [&] { w.read(w.yaml("systems:\n  v: {kind: vote, agents: [a, b], rul: majority}\n")); });
+  EXPECT_NE(message.find("unknown key 'systems.v.rul' (did you mean 'systems.v.rule'?)"),
+            std::string::npos)
       << message;
 }
 
 TEST(ExperimentSpec, CyclesBetweenSystemsNameTheChain) {
   World w;
   const auto message = error_of([&] {
-    w.read(w.yaml("systems:\n  r1: {kind: router, arms: [agent-a, r2], tokenizer: a, train: {task: count}}\n"
-                  "  r2: {kind: router, arms: [agent-b, r1], tokenizer: a, train: {task: count}}\n"));
+    w.read(w.yaml(
+        "systems:\n  r1: {kind: router, arms: [agent-a, r2], tokenizer: a, train: {task: count}}\n"
+        "  r2: {kind: router, arms: [agent-b, r1], tokenizer: a, train: {task: count}}\n"));
   });
   EXPECT_NE(message.find("a cycle between systems: r1 -> r2 -> r1"), std::string::npos) << message;
 }
@@ -92,14 +103,18 @@ TEST(ExperimentSpec, MissingFieldNamesTheFileAndLine) {
   World w;
   write(w.dir / "test.jsonl", "{\"q\": \"three\", \"a\": \"3\"}\n{\"a\": \"4\"}\n");
   const auto message = error_of([&] { w.read(w.yaml("")); });
-  EXPECT_NE(message.find("test.jsonl:2: missing field 'q' (tasks.count.fields.input)"), std::string::npos) << message;
+  EXPECT_NE(message.find("test.jsonl:2: missing field 'q' (tasks.count.fields.input)"),
+            std::string::npos)
+      << message;
 }
 
 TEST(ExperimentSpec, EmptySplitIsAnError) {
   World w;
   write(w.dir / "test.jsonl", "\n");
   const auto message = error_of([&] { w.read(w.yaml("")); });
-  EXPECT_NE(message.find("tasks.count.splits.test: no examples (an empty split)"), std::string::npos) << message;
+  EXPECT_NE(message.find("tasks.count.splits.test: no examples (an empty split)"),
+            std::string::npos)
+      << message;
 }
 
 TEST(ExperimentSpec, MetricNeedingReferencesOnATaskWithoutThem) {
@@ -108,22 +123,26 @@ TEST(ExperimentSpec, MetricNeedingReferencesOnATaskWithoutThem) {
       "tasks:\n  free:\n    splits: {test: test.jsonl}\n    fields: {input: q}\n"
       "agents:\n  a: {model: model_a}\nevaluation: {metrics: {free: [bleu]}}\n";
   const auto message = error_of([&] { w.read(yaml); });
-  EXPECT_NE(message.find("metric 'bleu' compares outputs with references, but task 'free' has none"),
-            std::string::npos)
+  EXPECT_NE(
+      message.find("metric 'bleu' compares outputs with references, but task 'free' has none"),
+      std::string::npos)
       << message;
   // Metrics that need no references are fine there.
-  const auto spec = w.read("tasks:\n  free:\n    splits: {test: test.jsonl}\n    fields: {input: q}\n"
-                           "agents:\n  a: {model: model_a}\nevaluation: {metrics: {free: [distinct1, repetition]}}\n");
+  const auto spec = w.read(
+      "tasks:\n  free:\n    splits: {test: test.jsonl}\n    fields: {input: q}\n"
+      "agents:\n  a: {model: model_a}\nevaluation: {metrics: {free: [distinct1, repetition]}}\n");
   EXPECT_FALSE(spec.tasks.at("free").has_references);
 }
 
 TEST(ExperimentSpec, PromptTemplatesReadOnlyTheTasksFields) {
   World w;
   const std::string yaml =
-      "tasks:\n  count:\n    splits: {test: test.jsonl}\n    fields: {input: q}\n    references: a\n"
+      "tasks:\n  count:\n    splits: {test: test.jsonl}\n    fields: {input: q}\n    references: "
+      "a\n"
       "agents:\n  a: {model: model_a, prompts: {count: 'question: {input} context: {context}'}}\n";
   const auto message = error_of([&] { w.read(yaml); });
-  EXPECT_NE(message.find("agents.a.prompts.count: the template reads {context} but task 'count' has the fields input"),
+  EXPECT_NE(message.find("agents.a.prompts.count: the template reads {context} but task 'count' "
+                         "has the fields input"),
             std::string::npos)
       << message;
 }
@@ -131,8 +150,10 @@ TEST(ExperimentSpec, PromptTemplatesReadOnlyTheTasksFields) {
 TEST(ExperimentSpec, AgentNeedsExactlyOneSource) {
   World w;
   const auto message = error_of([&] {
-    w.read("tasks:\n  count:\n    splits: {test: test.jsonl}\n    fields: {input: q}\n    references: a\n"
-           "agents:\n  a: {role: nothing}\n");
+    w.read(
+        "tasks:\n  count:\n    splits: {test: test.jsonl}\n    fields: {input: q}\n    references: "
+        "a\n"
+        "agents:\n  a: {role: nothing}\n");
   });
   EXPECT_NE(message.find("an agent needs exactly one of 'model'"), std::string::npos) << message;
 }
@@ -144,27 +165,31 @@ TEST(ExperimentSpec, ParallelTextFilesAndTsv) {
   write(w.dir / "x.de", "eine Katze\nein Hund\n");
   write(w.dir / "x.tsv", "src\tref\nhello\tbonjour\n");
   const auto spec = w.read(
-      "tasks:\n  mt:\n    format: text\n    splits: {test: {input: x.en, fr: x.fr, references: [x.de]}}\n"
-      "  tsv:\n    splits: {test: x.tsv}\n    header: true\n    fields: {input: src}\n    references: ref\n"
+      "tasks:\n  mt:\n    format: text\n    splits: {test: {input: x.en, fr: x.fr, references: "
+      "[x.de]}}\n"
+      "  tsv:\n    splits: {test: x.tsv}\n    header: true\n    fields: {input: src}\n    "
+      "references: ref\n"
       "agents:\n  a: {model: model_a, prompts: {mt: '{fr}'}}\n"
       "evaluation: {metrics: {mt: [bleu], tsv: [em]}}\n");
   const auto& mt = spec.tasks.at("mt").split("test");
   ASSERT_EQ(mt.size(), 2u);
   EXPECT_EQ(mt[1].field("fr"), "un chien");
   EXPECT_EQ(mt[1].references, (std::vector<std::string>{"ein Hund"}));
-  EXPECT_EQ(spec.tasks.at("tsv").split("test")[0].references, (std::vector<std::string>{"bonjour"}));
+  EXPECT_EQ(spec.tasks.at("tsv").split("test")[0].references,
+            (std::vector<std::string>{"bonjour"}));
   write(w.dir / "x.fr", "un chat\n");
   const auto message = error_of([&] {
-    w.read("tasks:\n  mt:\n    format: text\n    splits: {test: {input: x.en, fr: x.fr}}\n"
-           "agents:\n  a: {model: model_a}\nevaluation: {metrics: {mt: [distinct1]}}\n");
+    w.read(
+        "tasks:\n  mt:\n    format: text\n    splits: {test: {input: x.en, fr: x.fr}}\n"
+        "agents:\n  a: {model: model_a}\nevaluation: {metrics: {mt: [distinct1]}}\n");
   });
   EXPECT_NE(message.find("has 1 lines but"), std::string::npos) << message;
 }
 
 TEST(ExperimentSpec, EveryBuiltInKindIsRegistered) {
-  EXPECT_EQ(system_kinds(), (std::vector<std::string>{"agent", "consensus_rules", "fusion", "graph_select",
-                                                      "negotiation", "pipeline", "router", "self_consistency",
-                                                      "vote"}));
+  EXPECT_EQ(system_kinds(), (std::vector<std::string>{"agent", "consensus_rules", "fusion",
+                                                      "graph_select", "negotiation", "pipeline",
+                                                      "router", "self_consistency", "vote"}));
 }
 
 }  // namespace

@@ -6,10 +6,10 @@
 
 #include "collab/systems.h"
 #include "common/error.h"
+#include "experiment/kinds/fitted_module.h"
 #include "experiment/kinds/kinds.h"
 #include "experiment/registry.h"
 #include "experiment/scoring.h"
-#include "train/checkpoint.h"
 
 namespace chorus::experiment {
 namespace {
@@ -61,13 +61,7 @@ collab::SystemPtr build_selector(const SelectRecipe& recipe, BuildContext& b) {
 
   if (b.resume && std::filesystem::exists(checkpoint)) {  // fitted before the run was stopped
     collab::GraphSelector selector(options);
-    const auto saved = train::read_checkpoint(checkpoint);
-    train::NamedParameters parameters;
-    for (const auto& item : selector->named_parameters())
-      parameters.emplace_back(item.key(), item.value());
-    train::restore_parameters(saved, parameters);
-    b.training = nlohmann::json::parse(saved.state.extra);
-    b.training["resumed"] = true;
+    b.training = load_fitted(checkpoint, *selector);
     return make(selector);
   }
 
@@ -125,15 +119,7 @@ collab::SystemPtr build_selector(const SelectRecipe& recipe, BuildContext& b) {
                 {"parameters", fit.selector->parameter_count()},
                 {"answer_seconds", answer_seconds},
                 {"seconds", fit.seconds}};
-  train::NamedParameters parameters;
-  for (const auto& item : fit.selector->named_parameters())
-    parameters.emplace_back(item.key(), item.value());
-  train::CheckpointState state;
-  state.step = recipe.training.steps;
-  state.finished = true;
-  state.seed = recipe.training.seed;
-  state.extra = b.training.dump();
-  train::save_checkpoint(checkpoint, parameters, nullptr, state);
+  save_fitted(checkpoint, *fit.selector, recipe.training.steps, recipe.training.seed, b.training);
   return make(fit.selector);
 }
 

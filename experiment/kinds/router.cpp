@@ -8,10 +8,10 @@
 #include "collab/router.h"
 #include "collab/systems.h"
 #include "common/error.h"
+#include "experiment/kinds/fitted_module.h"
 #include "experiment/kinds/kinds.h"
 #include "experiment/registry.h"
 #include "experiment/scoring.h"
-#include "train/checkpoint.h"
 
 namespace chorus::experiment {
 namespace {
@@ -171,15 +171,9 @@ collab::SystemPtr build_router(const RouterRecipe& recipe, BuildContext& b) {
     options.seed = recipe.training.seed;
     return collab::RouterPolicy(options);
   };
-  if (b.resume && std::filesystem::exists(checkpoint)) {
+  if (b.resume && std::filesystem::exists(checkpoint)) {  // trained before the run was stopped
     auto policy = make_policy();
-    const auto saved = train::read_checkpoint(checkpoint);
-    train::NamedParameters parameters;
-    for (const auto& item : policy->named_parameters())
-      parameters.emplace_back(item.key(), item.value());
-    train::restore_parameters(saved, parameters);
-    b.training = nlohmann::json::parse(saved.state.extra);
-    b.training["resumed"] = true;
+    b.training = load_fitted(checkpoint, *policy);
     return std::make_shared<RouterSystem>(recipe.name, arms, reader, policy, recipe.lambda);
   }
 
@@ -189,13 +183,7 @@ collab::SystemPtr build_router(const RouterRecipe& recipe, BuildContext& b) {
   // Costs are in units of the most expensive arm's mean cost, so lambda is unitless.
   const double cost_scale = std::max(1e-12, table.costs.mean(0).max().item<double>());
   auto train_one = [&](double lambda, collab::RouterTrainingLog* log) {
-    collab::RouterOptions options;
-    options.vocab_size = vocab;
-    options.num_arms = static_cast<int64_t>(recipe.arms.size());
-    options.embedding_dim = recipe.embedding_dim;
-    options.hidden_dim = recipe.hidden_dim;
-    options.seed = recipe.training.seed;
-    collab::RouterPolicy policy(options);
+    auto policy = make_policy();
     collab::RouterBandit bandit;
     bandit.ids = features.input_ids;
     bandit.mask = features.attention_mask;
@@ -255,15 +243,7 @@ collab::SystemPtr build_router(const RouterRecipe& recipe, BuildContext& b) {
   b.training["seconds"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  train::NamedParameters parameters;
-  for (const auto& item : policy->named_parameters())
-    parameters.emplace_back(item.key(), item.value());
-  train::CheckpointState state;
-  state.step = recipe.training.steps;
-  state.finished = true;
-  state.seed = recipe.training.seed;
-  state.extra = b.training.dump();
-  train::save_checkpoint(checkpoint, parameters, nullptr, state);
+  save_fitted(checkpoint, *policy, recipe.training.steps, recipe.training.seed, b.training);
   return std::make_shared<RouterSystem>(recipe.name, arms, reader, policy, recipe.lambda);
 }
 

@@ -4,11 +4,15 @@
 // greedy answers, a resumed run reusing everything, and the errors that need loaded agents.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -230,6 +234,71 @@ TEST(EngineEndToEnd, TheTemplateRunsWithOnlyItsPathsChanged) {
   const auto report = read_json(dir / "run" / "report.json");
   EXPECT_EQ(report["systems"].size(), 10u);  // 8 declared, 2 agents alone
   EXPECT_EQ(report["tasks"][0]["evaluated_examples"], 12);
+}
+
+// A run killed (SIGKILL) while its fusion head trains resumes to the same report as a run never
+// interrupted: the trainer's checkpoints, the systems already built and the outputs already written
+// are reused, nothing is lost.
+TEST(EngineEndToEnd, AKilledRunResumesToTheSameFigures) {
+  REQUIRE_TEAM();
+  TemporaryFolder dir;
+  const auto t = kTeam.string();
+  std::ofstream(dir / "kill.yaml")
+      << "seed: 3\nthreads: 1\ntasks:\n  qa:\n    splits: {train: " + t +
+             "/task/train.jsonl, valid: " + t + "/task/valid.jsonl, test: " + t +
+             "/task/test.jsonl}\n    fields: {input: question}\n"
+             "    references: answers\n"
+             "agents:\n  t5: {model: " +
+             t +
+             "/t5, generation: {max_new_tokens: 8}}\n"
+             "  bart: {model: " +
+             t +
+             "/bart, generation: {max_new_tokens: 8}}\n"
+             "systems:\n  fused:\n    kind: fusion\n    anchor: t5\n    augmenting: [bart]\n"
+             "    train: {steps: 400, batch_size: 8, learning_rate: 1.0e-3, eval_every: 100, "
+             "checkpoint_every: 20,\n"
+             "            tasks: [{task: qa}], eval_examples: 10}\n"
+             "evaluation: {metrics: {qa: [em, chrf]}, bootstrap_resamples: 100}\n";
+  const std::string train =
+      std::string(CHORUS_BINARY) + " train " + (dir / "kill.yaml").string() + " --quiet --out ";
+  std::string output;
+  ASSERT_EQ(run(train + (dir / "whole").string(), &output), 0) << output;
+
+  const auto folder = dir / "killed";
+  const auto config_path = (dir / "kill.yaml").string();
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {  // the chorus program itself, so SIGKILL reaches it and nothing else
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    execl(CHORUS_BINARY, "chorus", "train", config_path.c_str(), "--quiet", "--out", folder.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Kill it once the head has logged step 50 (checkpoints every 20 steps: latest is step 40).
+  const auto log = folder / "systems" / "fused" / "metrics.jsonl";
+  bool killed = false;
+  for (int i = 0; i < 6000 && !killed; ++i) {
+    std::ifstream in(log);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.find("\"step\":50") != std::string::npos) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+    }
+    usleep(10000);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(killed) << "the run ended before its fusion head logged step 50";
+  ASSERT_EQ(run(train + folder.string() + " --resume", &output), 0) << output;
+  const auto whole = read_json(dir / "whole" / "report.json");
+  const auto resumed = read_json(folder / "report.json");
+  for (const auto& s : whole["systems"]) {
+    EXPECT_EQ(system_named(resumed, s["name"])["metrics"], s["metrics"]) << s["name"];
+  }
+  EXPECT_EQ(system_named(resumed, "fused")["training"]["best_value"],
+            system_named(whole, "fused")["training"]["best_value"]);
 }
 
 TEST(EngineEndToEnd, BridgeValuesAcrossVocabulariesAreRefusedByName) {

@@ -53,6 +53,16 @@ BuiltAgents build_agents(const ExperimentSpec& spec, const std::filesystem::path
       entry["source"] = "pretrained";
       entry["cached"] = cached;
       entry["pretrain"] = nlohmann::json::parse(in, nullptr, false);
+    } else if (a.pretrain_arithmetic) {
+      path = spec.cache / (a.name + "-" + a.pretrain_arithmetic->fingerprint(a.arithmetic_world));
+      auto pretrain = *a.pretrain_arithmetic;
+      pretrain.trainer.show_progress = !quiet;
+      const tasks::KeyValueArithmetic world(a.arithmetic_world);
+      const auto result =
+          train::pretrain_kv_agent(world, pretrain, path, run_folder / "pretrain" / a.name, resume);
+      entry["source"] = "pretrained";
+      entry["cached"] = result.cached;
+      entry["pretrain"] = {{"exact_match", result.exact_match}, {"seconds", result.seconds}};
     } else {
       entry["source"] = std::filesystem::is_directory(path) ? "folder" : "checkpoint";
     }

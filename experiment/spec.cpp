@@ -25,22 +25,33 @@ std::string joined(const std::vector<std::string>& names) {
   return out;
 }
 
-// The text agent a `pretrain:` key describes: a path to a `chorus pretrain` config, or the same
-// config inline.
-train::TextAgentSpec read_pretrain(const ConfigView& agent, const std::string& name,
-                                   std::shared_ptr<Config>* keep) {
+// The agent a `pretrain:` key describes: a path to a `chorus pretrain` config, or the same config
+// inline; a text agent when it has a data block, a key-value arithmetic agent otherwise (seed
+// defaults to the experiment's).
+void read_pretrain(const ConfigView& agent, AgentSpec& a, uint64_t experiment_seed) {
+  std::shared_ptr<Config> file;
   ConfigView root = agent;
   if (agent.kind_of("pretrain") == ConfigValueKind::map) {
     root = agent.child("pretrain");
   } else {
-    const auto path = agent.get_path("pretrain", true);
-    *keep = std::make_shared<Config>(Config::load(path));
-    root = (*keep)->root();
+    file = std::make_shared<Config>(Config::load(agent.get_path("pretrain", true)));
+    root = file->root();
   }
-  auto spec = train::read_text_agent(root);
-  spec.name = name;
-  if (*keep) (*keep)->check_all_keys_used();
-  return spec;
+  if (root.has("data")) {
+    a.pretrain = std::make_shared<train::TextAgentSpec>(train::read_text_agent(root));
+    a.pretrain->name = a.name;
+  } else {
+    root.get_choice("experiment", {"kv_arithmetic"}, std::string("kv_arithmetic"));
+    root.get<std::string>("name",
+                          a.name);  // a file's own name for the agent; the experiment's wins
+    const auto seed =
+        static_cast<uint64_t>(root.get_int("seed", static_cast<int64_t>(experiment_seed), 0));
+    a.arithmetic_world = tasks::read_key_value_world(root.child_or_empty("world"), seed);
+    a.pretrain_arithmetic = std::make_shared<train::KvAgentSpec>(
+        train::read_kv_agent(root.child("agent"), a.name, seed));
+    if (a.role.empty()) a.role = a.pretrain_arithmetic->role;
+  }
+  if (file) file->check_all_keys_used();
 }
 
 // cpu, or a CUDA device that exists: checked before any work.
@@ -56,7 +67,7 @@ void check_device(const ConfigView& v, const std::string& d) {
               "implemented yet");
 }
 
-AgentSpec read_agent(const ConfigView& v, const std::string& name,
+AgentSpec read_agent(const ConfigView& v, const std::string& name, uint64_t seed,
                      const std::map<std::string, tasks::Task>& tasks) {
   AgentSpec a;
   a.name = name;
@@ -69,8 +80,7 @@ AgentSpec read_agent(const ConfigView& v, const std::string& name,
   if (has_model) {
     a.model = v.get_path("model", true);
   } else {
-    std::shared_ptr<Config> file;
-    a.pretrain = std::make_shared<train::TextAgentSpec>(read_pretrain(v, name, &file));
+    read_pretrain(v, a, seed);
   }
   a.prompt_template = v.get<std::string>("prompt", std::string("{input}"));
   const auto prompts = v.child_or_empty("prompts");
@@ -220,7 +230,7 @@ ExperimentSpec read_experiment(const Config& config) {
   const auto agents = root.child("agents");
   std::vector<std::string> agent_names;
   for (const auto& name : agents.keys()) {
-    x.agents.push_back(read_agent(agents.child(name), name, x.tasks));
+    x.agents.push_back(read_agent(agents.child(name), name, x.seed, x.tasks));
     agent_names.push_back(name);
   }
   CHORUS_CHECK(!agent_names.empty(), config.origin("agents"),

@@ -16,6 +16,7 @@
 #include "eval/metrics/task_completion.h"
 #include "experiment/registry.h"
 #include "tasks/task.h"
+#include "train/kv_agents.h"
 #include "train/text_agents.h"
 
 namespace chorus::experiment {
@@ -24,9 +25,12 @@ struct AgentSpec {
   std::string name;
   std::string role;
   std::filesystem::path model;  // a Hugging Face folder or a Chorus .h5 checkpoint (frozen)
-  // Or an agent Chorus trains (a `chorus pretrain` text-agent config, from a file or inline),
-  // cached under its fingerprint.
+  // Or an agent Chorus trains, cached under its fingerprint: a `chorus pretrain` config, from a
+  // file or inline. With a `data` block it is a text agent; otherwise a key-value arithmetic agent
+  // ({seed, world, agent}, as `chorus pretrain` reads it).
   std::shared_ptr<train::TextAgentSpec> pretrain;
+  std::shared_ptr<train::KvAgentSpec> pretrain_arithmetic;
+  tasks::KeyValueArithmeticOptions arithmetic_world;
   std::string prompt_template = "{input}";
   std::map<std::string, std::string> prompts;  // task -> template over the example's fields
   std::shared_ptr<ConfigView> generation;      // overrides of the model's generation defaults

@@ -4,8 +4,11 @@
 
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "common/config.h"
 #include "experiment/registry.h"
+#include "experiment/runner.h"
 #include "experiment/spec.h"
 #include "tests/foundation/test_paths.h"
 #include "tests/train/error_of.h"
@@ -16,6 +19,18 @@ namespace {
 namespace fs = std::filesystem;
 using chorus::testing::error_of;
 using chorus::testing::TemporaryFolder;
+
+// `text` with every line indented by four more spaces.
+std::string indent(const std::string& text) {
+  std::string out;
+  size_t start = 0;
+  while (start < text.size()) {
+    const auto end = text.find('\n', start);
+    out += "    " + text.substr(start, end - start + 1);
+    start = end + 1;
+  }
+  return out;
+}
 
 void write(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
@@ -184,6 +199,54 @@ TEST(ExperimentSpec, ParallelTextFilesAndTsv) {
         "agents:\n  a: {model: model_a}\nevaluation: {metrics: {mt: [distinct1]}}\n");
   });
   EXPECT_NE(message.find("has 1 lines but"), std::string::npos) << message;
+}
+
+// The key-value arithmetic world on the engine: two agents Chorus pretrains (cached), generated
+// tasks, and a text pipeline between the agents, from YAML alone.
+TEST(ExperimentEngine, KeyValueArithmeticAgentsAndTasksFromYaml) {
+  TemporaryFolder dir;
+  const std::string agent_block =
+      "    model: {d_model: 16, layers: 1, heads: 2, d_kv: 8, d_ff: 32}\n"
+      "    train: {steps: 30, batch_size: 32, learning_rate: 3.0e-3, eval_every: 30, "
+      "checkpoint_every: 30}\n"
+      "    eval_examples: 20\n";
+  const std::string yaml =
+      "seed: 1\ncache_dir: cache\n"
+      "tasks:\n"
+      "  kv_subs: {generator: {kind: key_value_arithmetic, world: &world {keys: 12, max_value: 9, "
+      "train_keys: 8},\n"
+      "                        task: kv_subs, splits: {test: 30}}}\n"
+      "  kv_math: {generator: {kind: key_value_arithmetic, world: *world, task: kv_math, keys: "
+      "heldout,\n"
+      "                        splits: {test: {examples: 30, stream: 3}}}}\n"
+      "agents:\n"
+      "  kv:\n    role: knows keys\n    pretrain:\n      world: *world\n      agent:\n        "
+      "task: kv_subs\n" +
+      indent(agent_block) +
+      "  math:\n    pretrain:\n      world: *world\n      agent:\n        task: num_math\n" +
+      indent(agent_block) +
+      "systems:\n  relay: {kind: pipeline, roles: [{name: rewrite, responder: kv}, "
+      "{name: answer, responder: math, prompt: '{rewrite}'}]}\n"
+      "evaluation: {metrics: {kv_subs: [accuracy], kv_math: [accuracy]}, bootstrap_resamples: "
+      "50}\n";
+  RunOptions options;
+  options.folder = dir / "run";
+  options.quiet = true;
+  const auto config = Config::parse(yaml, (dir / "kv.yaml").string(), dir.path());
+  const auto report_path = run_experiment(config, options);
+  std::ifstream in(report_path);
+  const auto report = nlohmann::json::parse(in);
+  ASSERT_EQ(report["systems"].size(), 3u);  // agent-kv, agent-math, relay
+  for (const auto& a : report["agents"]) {
+    EXPECT_EQ(a["source"], "pretrained");
+    EXPECT_EQ(a["cached"], false);
+  }
+  const auto& tasks = report["tasks"];
+  EXPECT_EQ(tasks[1]["evaluated_examples"], 30);
+  // The same config again: both agents come from the cache.
+  options.folder = dir / "again";
+  std::ifstream again(run_experiment(config, options));
+  for (const auto& a : nlohmann::json::parse(again)["agents"]) EXPECT_EQ(a["cached"], true);
 }
 
 TEST(ExperimentSpec, EveryBuiltInKindIsRegistered) {
